@@ -1,0 +1,164 @@
+"""LeNet-5 in PyTorch, with the paper's layer names.
+
+* ``LeNet5(variant="modern")``: ReLU and max-pooling, optional dropout, as most tutorials teach.
+* ``LeNet5(variant="classic")``: tanh and average pooling, closer in spirit to 1998.
+
+Both use a fully connected C3 (2,416 parameters). The paper's sparse C3 follows
+:data:`C3_TABLE`; the faithful 1998 model (trainable subsampling, RBF output) is built
+on the same names.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Literal
+
+import torch
+from torch import nn
+
+__all__ = ["C3_TABLE_ROWS", "C3_TABLE", "LeNet5", "activations", "count_parameters"]
+
+#: Table I of LeCun et al. (1998), as printed: one row per S2 map (0-5), one column per
+#: C3 map (0-15); an ``X`` means that C3 map reads that S2 map.
+C3_TABLE_ROWS: tuple[str, ...] = (
+    "X...XXX..XXXX.XX",
+    "XX...XXX..XXXX.X",
+    "XXX...XXX..X.XXX",
+    ".XXX..XXXX..X.XX",
+    "..XXX..XXXX.XX.X",
+    "...XXX..XXXX.XXX",
+)
+
+#: For each C3 map, the S2 maps it reads, read off :data:`C3_TABLE_ROWS` column by column.
+C3_TABLE: tuple[tuple[int, ...], ...] = tuple(
+    tuple(row for row, line in enumerate(C3_TABLE_ROWS) if line[col] == "X") for col in range(16)
+)
+
+Variant = Literal["modern", "classic"]
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+class LeNet5(nn.Module):
+    """LeNet-5 with a fully connected C3.
+
+    Args:
+        variant: ``"modern"`` (ReLU, max-pool) or ``"classic"`` (tanh, average pool).
+        in_channels: 1 for MNIST, 3 for CIFAR-10 and downscaled ImageNet.
+        num_classes: size of the output layer.
+        input_size: 32 (the paper's padded digits) or 28 (raw MNIST; C1 then pads by 2
+            so every later layer has the paper's sizes).
+        dropout: dropout probability before F6 and the output layer (modern variant only).
+    """
+
+    def __init__(
+        self,
+        variant: Variant = "modern",
+        in_channels: int = 1,
+        num_classes: int = 10,
+        input_size: int = 32,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if variant not in ("modern", "classic"):
+            raise ValueError(f"LeNet5: variant must be 'modern' or 'classic', got {variant!r}")
+        if input_size not in (28, 32):
+            raise ValueError(
+                f"LeNet5: input_size must be 32 (as in the paper) or 28 (raw MNIST), got {input_size}; "
+                "resize or pad your images to 32x32"
+            )
+        if in_channels < 1 or num_classes < 1:
+            raise ValueError(f"LeNet5: need in_channels >= 1 and num_classes >= 1, got {in_channels}, {num_classes}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"LeNet5: dropout must be in [0, 1), got {dropout}")
+        if dropout and variant == "classic":
+            raise ValueError("LeNet5: dropout belongs to the modern variant; the classic one has none")
+        self.variant = variant
+        self.in_channels = in_channels
+        self.num_classes = num_classes
+        self.input_size = input_size
+
+        act = nn.ReLU if variant == "modern" else nn.Tanh
+        pool = nn.MaxPool2d if variant == "modern" else nn.AvgPool2d
+        pad = (32 - input_size) // 2  # 28x28 digits are padded to the paper's 32x32 inside C1
+
+        self.features = nn.Sequential(
+            OrderedDict(
+                C1=nn.Conv2d(in_channels, 6, kernel_size=5, padding=pad),
+                act1=act(),
+                S2=pool(kernel_size=2, stride=2),
+                C3=nn.Conv2d(6, 16, kernel_size=5),
+                act3=act(),
+                S4=pool(kernel_size=2, stride=2),
+                C5=nn.Conv2d(16, 120, kernel_size=5),
+                act5=act(),
+            )
+        )
+        head: list[tuple[str, nn.Module]] = [("flatten", nn.Flatten())]
+        if dropout:
+            head.append(("drop5", nn.Dropout(dropout)))
+        head += [("F6", nn.Linear(120, 84)), ("act6", act())]
+        if dropout:
+            head.append(("drop6", nn.Dropout(dropout)))
+        head.append(("output", nn.Linear(84, num_classes)))
+        self.classifier = nn.Sequential(OrderedDict(head))
+
+    @property
+    def expected_shape(self) -> tuple[int, int, int]:
+        """The (channels, height, width) one input image must have."""
+        return self.in_channels, self.input_size, self.input_size
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise a ``ValueError`` that says what was expected when ``x`` does not fit."""
+        c, h, w = self.expected_shape
+        name = f"LeNet5({self.variant}, in_channels={c}, input_size={h})"
+        if x.dim() == 3 and tuple(x.shape) == (c, h, w):
+            raise ValueError(f"{name} got one image of shape {tuple(x.shape)}; add a batch dimension: x.unsqueeze(0)")
+        if x.dim() != 4:
+            raise ValueError(f"{name} expects a batch of shape (N, {c}, {h}, {w}), got a {x.dim()}-D tensor {tuple(x.shape)}")
+        if x.shape[1] != c:
+            raise ValueError(
+                f"{name} expects {c} input channel(s), got {x.shape[1]} (input shape {tuple(x.shape)}); "
+                f"build the model with in_channels={x.shape[1]} or convert the images"
+            )
+        if tuple(x.shape[2:]) != (h, w):
+            hint = (
+                f"build it with input_size={x.shape[2]}"
+                if x.shape[2] == x.shape[3] and x.shape[2] in (28, 32)
+                else f"resize or pad the images to {h}x{w}"
+            )
+            raise ValueError(f"{name} expects {h}x{w} images, got {x.shape[2]}x{x.shape[3]}; {hint}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        return self.classifier(self.features(x))
+
+    def extra_repr(self) -> str:
+        return f"variant={self.variant!r}, input={self.expected_shape}, num_classes={self.num_classes}"
+
+
+def activations(model: nn.Module, x: torch.Tensor, names: tuple[str, ...] | None = None) -> "OrderedDict[str, torch.Tensor]":
+    """Run ``x`` through ``model`` and return each named layer's output, in execution order.
+
+    ``names`` picks layers by their own name (``("C1", "S2")``); by default every leaf
+    layer is kept. Use it to trace shapes and to plot feature maps.
+    """
+    outputs: "OrderedDict[str, torch.Tensor]" = OrderedDict()
+    handles = []
+    for full_name, module in model.named_modules():
+        short = full_name.split(".")[-1]
+        if not full_name or list(module.children()) or (names is not None and short not in names):
+            continue
+        handles.append(
+            module.register_forward_hook(lambda m, i, o, key=short: outputs.__setitem__(key, o.detach()))
+        )
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return outputs
