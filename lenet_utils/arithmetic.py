@@ -229,6 +229,7 @@ class LayerRow:
 
 
 _POOLS = (nn.MaxPool2d, nn.AvgPool2d)
+_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 
 def _counts(module: nn.Module, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> tuple[int, int] | None:
@@ -244,6 +245,8 @@ def _counts(module: nn.Module, in_shape: tuple[int, ...], out_shape: tuple[int, 
         return params * out_positions, macs
     if isinstance(module, nn.Linear):
         return params, linear_macs(module.in_features, module.out_features)
+    if isinstance(module, _NORMS):  # a scale and shift per channel: listed for its parameters
+        return 0, 0
     if isinstance(module, _POOLS):
         k = module.kernel_size if isinstance(module.kernel_size, int) else module.kernel_size[0]
         c, oh, ow = out_shape[-3:]
@@ -259,7 +262,7 @@ def layer_table(
 
     ``model`` is a module or a list of ``(name, layer)`` pairs (wrapped in a Sequential).
     ``input_size`` includes the batch dimension, e.g. ``(1, 1, 32, 32)``. Convolution,
-    linear and pooling layers are listed, in the order they run, by their own name
+    linear, pooling and batch-norm layers are listed, in the order they run, by their own name
     (``C1``, ``S2``...); activations, flatten and dropout are skipped. A module that defines
     ``lenet_counts(in_shape, out_shape) -> (connections, macs)`` is listed with its counts.
     """

@@ -26,6 +26,7 @@ __all__ = [
     "is_smoke",
     "seed_everything",
     "get_device",
+    "device_name",
     "hardware_line",
     "setup",
 ]
@@ -85,17 +86,25 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def device_name(device: torch.device | None = None) -> str:
+    """A short name for the hardware behind ``device``, e.g. ``NVIDIA H100 80GB HBM3``."""
+    device = device or get_device()
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return f"Apple GPU via MPS ({platform.machine()})"
+    return f"CPU {_cpu_name()} ({torch.get_num_threads()} threads)"
+
+
 def hardware_line(device: torch.device | None = None) -> str:
     """One line naming the hardware the notebook runs on, e.g. for the book's readers."""
     device = device or get_device()
+    what = device_name(device)
     if device.type == "cuda":
         idx = device.index if device.index is not None else torch.cuda.current_device()
-        props = torch.cuda.get_device_properties(idx)
-        what = f"GPU {props.name} ({props.total_memory / 2**30:.0f} GiB, CUDA {torch.version.cuda})"
-    elif device.type == "mps":
-        what = f"Apple GPU via MPS ({platform.machine()})"
-    else:
-        what = f"CPU {_cpu_name()}, {torch.get_num_threads()} threads, no GPU used"
+        what += f" ({torch.cuda.get_device_properties(idx).total_memory / 2**30:.0f} GiB, CUDA {torch.version.cuda})"
+    elif device.type == "cpu":
+        what += ", no GPU used"
     return f"Hardware: {what} | torch {torch.__version__} | budget: {budget()}"
 
 

@@ -52,6 +52,8 @@ class LeNet5(nn.Module):
         input_size: 32 (the paper's padded digits) or 28 (raw MNIST; C1 then pads by 2
             so every later layer has the paper's sizes).
         dropout: dropout probability before F6 and the output layer (modern variant only).
+        batchnorm: add batch normalisation after C1, C3, C5 and F6 (before the activation),
+            a later idea (2015) that lets the same small network train faster and further.
     """
 
     def __init__(
@@ -61,6 +63,7 @@ class LeNet5(nn.Module):
         num_classes: int = 10,
         input_size: int = 32,
         dropout: float = 0.0,
+        batchnorm: bool = False,
     ) -> None:
         super().__init__()
         if variant not in ("modern", "classic"):
@@ -80,27 +83,35 @@ class LeNet5(nn.Module):
         self.in_channels = in_channels
         self.num_classes = num_classes
         self.input_size = input_size
+        self.batchnorm = batchnorm
 
         act = nn.ReLU if variant == "modern" else nn.Tanh
         pool = nn.MaxPool2d if variant == "modern" else nn.AvgPool2d
         pad = (32 - input_size) // 2  # 28x28 digits are padded to the paper's 32x32 inside C1
 
+        def block(n: int, conv: nn.Conv2d, pooled: bool) -> list[tuple[str, nn.Module]]:
+            layers: list[tuple[str, nn.Module]] = [(f"C{n}", conv)]
+            if batchnorm:
+                layers.append((f"bn{n}", nn.BatchNorm2d(conv.out_channels)))
+            layers.append((f"act{n}", act()))
+            if pooled:
+                layers.append((f"S{n + 1}", pool(kernel_size=2, stride=2)))
+            return layers
+
         self.features = nn.Sequential(
             OrderedDict(
-                C1=nn.Conv2d(in_channels, 6, kernel_size=5, padding=pad),
-                act1=act(),
-                S2=pool(kernel_size=2, stride=2),
-                C3=nn.Conv2d(6, 16, kernel_size=5),
-                act3=act(),
-                S4=pool(kernel_size=2, stride=2),
-                C5=nn.Conv2d(16, 120, kernel_size=5),
-                act5=act(),
+                block(1, nn.Conv2d(in_channels, 6, kernel_size=5, padding=pad), pooled=True)
+                + block(3, nn.Conv2d(6, 16, kernel_size=5), pooled=True)
+                + block(5, nn.Conv2d(16, 120, kernel_size=5), pooled=False)
             )
         )
         head: list[tuple[str, nn.Module]] = [("flatten", nn.Flatten())]
         if dropout:
             head.append(("drop5", nn.Dropout(dropout)))
-        head += [("F6", nn.Linear(120, 84)), ("act6", act())]
+        head.append(("F6", nn.Linear(120, 84)))
+        if batchnorm:
+            head.append(("bn6", nn.BatchNorm1d(84)))
+        head.append(("act6", act()))
         if dropout:
             head.append(("drop6", nn.Dropout(dropout)))
         head.append(("output", nn.Linear(84, num_classes)))
@@ -137,7 +148,8 @@ class LeNet5(nn.Module):
         return self.classifier(self.features(x))
 
     def extra_repr(self) -> str:
-        return f"variant={self.variant!r}, input={self.expected_shape}, num_classes={self.num_classes}"
+        bn = ", batchnorm=True" if self.batchnorm else ""
+        return f"variant={self.variant!r}, input={self.expected_shape}, num_classes={self.num_classes}{bn}"
 
 
 def activations(model: nn.Module, x: torch.Tensor, names: tuple[str, ...] | None = None) -> "OrderedDict[str, torch.Tensor]":

@@ -8,7 +8,15 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import torch
 
-__all__ = ["show_images", "show_feature_maps"]
+__all__ = [
+    "show_images",
+    "show_feature_maps",
+    "plot_history",
+    "confusion_matrix",
+    "plot_confusion",
+    "show_misclassified",
+    "show_filters",
+]
 
 
 def _grid(n: int, ncols: int | None) -> tuple[int, int]:
@@ -71,5 +79,88 @@ def show_feature_maps(
             ax.imshow(maps[i].numpy(), cmap=cmap)
             ax.set_title(f"{layer} map {i}", fontsize=8)
     fig.suptitle(f"{layer}: {c} feature maps of {h}x{w}")
+    fig.tight_layout()
+    return fig
+
+
+def plot_history(histories: dict[str, "object"], *, title: str, topk: str = "top1") -> plt.Figure:
+    """Learning curves: loss and test accuracy per epoch, one line per named run.
+
+    ``histories`` maps a run's name to a :class:`lenet_utils.training.History`.
+    """
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for name, history in histories.items():
+        df = history.frame()
+        (line,) = ax_loss.plot(df.index, df["train_loss"], label=f"{name}: train")
+        ax_loss.plot(df.index, df["test_loss"], "--", color=line.get_color(), label=f"{name}: test")
+        ax_acc.plot(df.index, df["train_top1"], color=line.get_color(), alpha=0.5, label=f"{name}: train top-1")
+        ax_acc.plot(df.index, df[f"test_{topk}"], "--", color=line.get_color(), label=f"{name}: test {topk.replace('top', 'top-')}")
+    ax_loss.set(title="Loss", xlabel="epoch", ylabel="cross-entropy")
+    ax_acc.set(title="Accuracy", xlabel="epoch", ylabel="accuracy (%)")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrix(preds: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Counts: rows are true classes, columns predicted classes."""
+    idx = labels.long() * num_classes + preds.long()
+    return torch.bincount(idx, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+def plot_confusion(cm: torch.Tensor, classes: Sequence[str], *, title: str, annotate: bool = True) -> plt.Figure:
+    """Confusion matrix as an image, row-normalised colours, raw counts written in each cell."""
+    n = len(classes)
+    rates = cm.float() / cm.sum(1, keepdim=True).clamp(min=1)
+    fig, ax = plt.subplots(figsize=(0.55 * n + 2.5, 0.55 * n + 1.5))
+    im = ax.imshow(rates.numpy(), cmap="Blues", vmin=0, vmax=1)
+    if annotate:
+        for i in range(n):
+            for j in range(n):
+                if cm[i, j]:
+                    ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7,
+                            color="white" if rates[i, j] > 0.5 else "black")
+    ax.set_xticks(range(n), classes, rotation=45, ha="right")
+    ax.set_yticks(range(n), classes)
+    ax.set(xlabel="predicted class", ylabel="true class", title=title)
+    fig.colorbar(im, ax=ax, fraction=0.046, label="share of the true class")
+    fig.tight_layout()
+    return fig
+
+
+def show_misclassified(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    preds: torch.Tensor,
+    classes: Sequence[str],
+    *,
+    title: str,
+    n: int = 24,
+    ncols: int = 8,
+) -> plt.Figure:
+    """A gallery of the first ``n`` errors, captioned "true -> predicted"."""
+    wrong = (preds != labels).nonzero().flatten()[:n]
+    captions = [f"{classes[labels[i]]} → {classes[preds[i]]}" for i in wrong.tolist()]
+    return show_images(images[wrong], captions, suptitle=f"{title} ({len(wrong)} shown, true → predicted)", ncols=ncols)
+
+
+def show_filters(weight: torch.Tensor, *, title: str, ncols: int | None = None) -> plt.Figure:
+    """Learned kernels of a convolution (out, in, k, k): grey for one input channel, colour for three."""
+    w = weight.detach().cpu().float()
+    if w.shape[1] == 3:
+        return show_images(w, [f"kernel {i}" for i in range(w.shape[0])], suptitle=title, ncols=ncols, size=1.3)
+    w = w[:, 0]
+    lim = w.abs().max().item()
+    nrows, ncols = _grid(w.shape[0], ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.3 * ncols, 1.3 * nrows + 0.6), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < w.shape[0]:
+            ax.imshow(w[i].numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim)
+            ax.set_title(f"kernel {i}", fontsize=8)
+    fig.suptitle(f"{title} (red positive, blue negative)")
     fig.tight_layout()
     return fig
