@@ -40,7 +40,7 @@ __all__ = [
     "CACHE_DIR_ENV", "CIFAR10_CLASSES", "DATASETS", "MNIST_FILES", "SPLITS", "STATS",
     "CorruptDatasetError", "DatasetMissingError", "TensorData", "TensorLoader",
     "box_downscale", "cache_dir", "load_imagefolder", "load_tensors", "mnist", "normalize",
-    "random_crop_flip", "read_idx",
+    "random_crop_flip", "read_idx", "tensor_loaders",
 ]
 
 DATASETS = ("mnist", "cifar10", "tiny-imagenet", "imagenet32", "imagenet64")
@@ -679,6 +679,24 @@ class TensorLoader:
                 idx = order[i * bs:(i + 1) * bs]
                 x, y = self.images[idx], self.labels[idx]
             yield (self.transform(x) if self.transform is not None else x), y
+
+
+def tensor_loaders(train: TensorData, test: TensorData, stats: tuple[Sequence[float], Sequence[float]],
+                   device: torch.device | str, *, batch_size: int = 128, padding: int = 0, flip: bool = False,
+                   mode: str = "zeros", eval_batch_size: int = 1000, seed: int = 0) -> tuple[TensorLoader, TensorLoader]:
+    """The training chapters' pipeline: ``uint8`` tensors moved to ``device`` once, then per batch
+    normalised with ``stats`` (and, for training, shifted by up to ``padding`` px and flipped)."""
+    mean, std = stats
+
+    def train_tf(x: torch.Tensor) -> torch.Tensor:
+        x = normalize(x, mean, std)
+        return random_crop_flip(x, padding, flip, mode=mode) if padding or flip else x
+
+    train_loader = TensorLoader(train.images.to(device), train.labels.to(device), batch_size, shuffle=True,
+                                transform=train_tf, seed=seed)
+    test_loader = TensorLoader(test.images.to(device), test.labels.to(device), eval_batch_size,
+                               transform=lambda x: normalize(x, mean, std))
+    return train_loader, test_loader
 
 
 # ---- The torchvision dataset, for code written against it ----

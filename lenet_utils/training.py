@@ -31,6 +31,7 @@ __all__ = [
     "evaluate",
     "predict",
     "fit",
+    "sgd_one_cycle",
     "save_checkpoint",
     "load_checkpoint",
     "results_dir",
@@ -123,6 +124,15 @@ def predict(model: nn.Module, batches: Batches, device: torch.device | None = No
     return torch.cat(preds), torch.cat(labels)
 
 
+def sgd_one_cycle(
+    model: nn.Module, *, lr: float, epochs: int, steps_per_epoch: int, weight_decay: float = 5e-4
+) -> tuple[torch.optim.SGD, torch.optim.lr_scheduler.OneCycleLR]:
+    """The course's recipe: SGD with Nesterov momentum 0.9 and a one-cycle schedule peaking at ``lr``."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch)
+    return optimizer, scheduler
+
+
 def _atomic_save(obj, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -199,7 +209,7 @@ def fit(
         model.train()
         start = time.perf_counter()
         seen, loss_sum, correct = 0, 0.0, 0
-        for x, y in tqdm(train, desc=f"epoch {epoch + 1}", leave=False, disable=not progress):
+        for x, y in tqdm(train, desc=f"epoch {epoch + 1}", leave=False, mininterval=2.0, disable=not progress):
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             with _autocast(device, amp):
                 logits = model(x)

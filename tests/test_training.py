@@ -144,3 +144,30 @@ def test_batchnorm_variant_adds_two_parameters_per_channel():
     model = LeNet5(batchnorm=True).eval()
     assert model(torch.randn(2, 1, 32, 32)).shape == (2, 10)
     assert isinstance(model.features.bn3, nn.BatchNorm2d)
+
+
+def test_tensor_loaders_normalise_and_augment_only_training():
+    from lenet_utils.data import TensorData, tensor_loaders
+
+    images = torch.randint(0, 256, (40, 3, 8, 8), dtype=torch.uint8)
+    data = TensorData(images, torch.arange(40) % 4, ["a", "b", "c", "d"], "generated")
+    stats = ((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    train, test = tensor_loaders(data, data, stats, "cpu", batch_size=16, padding=2, flip=True, eval_batch_size=40)
+    x, y = next(iter(test))
+    assert torch.allclose(x, (images.float() / 255 - 0.5) / 0.25) and torch.equal(y, data.labels)
+    assert len(train) == 3 and sum(len(b) for b, _ in train) == 40
+    batches = torch.cat([b for b, _ in train])
+    assert not torch.allclose(batches.sort(0).values, x.sort(0).values)  # shifted/flipped, not just reordered
+
+
+def test_sgd_one_cycle_peaks_at_lr_and_ends_near_zero():
+    from lenet_utils.training import sgd_one_cycle
+
+    opt, sched = sgd_one_cycle(LeNet5(), lr=0.1, epochs=2, steps_per_epoch=10)
+    lrs = []
+    for _ in range(20):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert max(lrs) == pytest.approx(0.1) and lrs[0] < 0.01 and lrs[-1] < 1e-3
+    assert opt.defaults["nesterov"] and opt.defaults["weight_decay"] == 5e-4

@@ -1,0 +1,136 @@
+"""LeNet-5 (1998): the paper's parameter and connection counts, pinned layer by layer."""
+
+import pytest
+import torch
+
+from lenet_utils import arithmetic as ar
+from lenet_utils.models import (
+    C3_TABLE,
+    DIGIT_BITMAPS,
+    LeNet1998,
+    ScaledTanh,
+    SparseConv2d,
+    Subsampling,
+    count_parameters,
+    digit_prototypes,
+    input_1998,
+    rbf_map_loss,
+)
+
+PAPER = {  # section II-B: (trainable parameters, connections)
+    "C1": (156, 122_304),
+    "S2": (12, 5_880),
+    "C3": (1_516, 151_600),
+    "S4": (32, 2_000),
+    "C5": (48_120, 48_120),
+    "F6": (10_164, 10_164),
+}
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return {r.layer: r for r in ar.layer_table(LeNet1998(), (1, 1, 32, 32))}
+
+
+@pytest.mark.parametrize("layer", list(PAPER))
+def test_each_layer_has_the_papers_parameters_and_connections(rows, layer):
+    assert (rows[layer].params, rows[layer].connections) == PAPER[layer]
+
+
+def test_total_is_exactly_60000_trainable_parameters(rows):
+    assert count_parameters(LeNet1998()) == 60_000
+    assert rows["output"].params == 0  # the RBF prototypes are fixed
+    assert [r for r in rows] == ["C1", "S2", "C3", "S4", "C5", "F6", "output"]
+
+
+def test_shapes_through_the_network(rows):
+    assert rows["S2"].output_shape == (1, 6, 14, 14)
+    assert rows["C3"].output_shape == (1, 16, 10, 10)
+    assert rows["C5"].output_shape == (1, 120, 1, 1)
+    assert rows["output"].output_shape == (1, 10)
+
+
+def test_c3_connects_exactly_the_table():
+    c3 = SparseConv2d(C3_TABLE, 6, 5)
+    torch.nn.init.normal_(c3.weight)
+    dense = c3.dense_weight()
+    nonzero = dense.abs().sum((2, 3)) != 0  # (16 out, 6 in)
+    for j, inputs in enumerate(C3_TABLE):
+        assert set(nonzero[j].nonzero().flatten().tolist()) == set(inputs)
+    assert int(nonzero.sum()) == 60
+    # Output map j does not change when an S2 map outside its table changes.
+    x = torch.randn(1, 6, 14, 14)
+    y = c3(x)
+    x2 = x.clone()
+    x2[:, 3] += 10  # S2 map 3 feeds C3 maps 1, 2, 3 but not map 0
+    y2 = c3(x2)
+    assert torch.allclose(y[:, 0], y2[:, 0]) and not torch.allclose(y[:, 1], y2[:, 1])
+
+
+def test_sparse_conv_gradients_reach_only_existing_links():
+    c3 = SparseConv2d(C3_TABLE, 6, 5)
+    c3(torch.randn(2, 6, 14, 14)).sum().backward()
+    assert c3.weight.grad.shape == (60, 5, 5) and c3.weight.grad.abs().sum() > 0
+
+
+def test_subsampling_is_sum_times_coefficient_plus_bias():
+    s = Subsampling(2)
+    with torch.no_grad():
+        s.coefficient.copy_(torch.tensor([0.5, -2.0]))
+        s.bias.copy_(torch.tensor([1.0, 0.0]))
+    x = torch.arange(32, dtype=torch.float32).view(1, 2, 4, 4)
+    out = s(x).detach()
+    assert out[0, 0, 0, 0].item() == pytest.approx((0 + 1 + 4 + 5) * 0.5 + 1)
+    assert out[0, 1, 1, 1].item() == pytest.approx((26 + 27 + 30 + 31) * -2.0)
+
+
+def test_scaled_tanh_constants():
+    f = ScaledTanh()
+    assert f(torch.tensor(1.0)).item() == pytest.approx(1.0, abs=2e-4)  # f(1) = 1 by design
+    assert f(torch.tensor(100.0)).item() == pytest.approx(1.7159)
+
+
+def test_rbf_output_is_negative_squared_distance_to_bitmaps():
+    protos = digit_prototypes()
+    assert protos.shape == (10, 84) and set(protos.unique().tolist()) == {-1.0, 1.0}
+    assert all(len(b) == 12 and all(len(r) == 7 for r in b) for b in DIGIT_BITMAPS)
+    assert len({tuple(p.tolist()) for p in protos}) == 10  # ten different bitmaps
+    model = LeNet1998()
+    rbf = model.classifier.output
+    scores = rbf(protos[[3, 7]])
+    assert scores.argmax(1).tolist() == [3, 7] and scores[0, 3] == 0 and scores[1, 7] == 0
+    assert not any(p.requires_grad for p in rbf.buffers())
+
+
+def test_input_scaling_background_and_foreground():
+    digits = torch.zeros(2, 1, 28, 28, dtype=torch.uint8)
+    digits[:, :, 10:18, 10:18] = 255
+    x = input_1998(digits)
+    assert x.shape == (2, 1, 32, 32)
+    assert x.min().item() == pytest.approx(-0.1) and x.max().item() == pytest.approx(1.175)
+    assert x[0, 0, 0, 0].item() == pytest.approx(-0.1)  # the added border is background
+    with pytest.raises(ValueError, match="expects uint8"):
+        input_1998(digits.float())
+
+
+def test_map_loss_is_cross_entropy_with_a_rubbish_class():
+    scores = -torch.tensor([[1.0, 5.0, 9.0], [4.0, 0.5, 3.0]])
+    labels = torch.tensor([0, 1])
+    y = -scores
+    expected = torch.stack([y[i, labels[i]] + torch.log(torch.exp(torch.tensor(-2.0)) + torch.exp(-y[i]).sum())
+                            for i in range(2)]).mean()
+    assert rbf_map_loss(scores, labels, j=2.0).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_initialisation_follows_fan_in_rule():
+    model = LeNet1998()
+    assert model.features.C1.weight.abs().max() <= 2.4 / 25
+    assert model.features.C5.weight.abs().max() <= 2.4 / 400
+    c3 = model.features.C3
+    first_map = c3.weight[: len(C3_TABLE[0])]  # map 0 reads 3 maps: fan-in 75
+    assert first_map.abs().max() <= 2.4 / 75
+
+
+def test_wrong_input_is_explained():
+    with pytest.raises(ValueError, match=r"expects a batch of shape \(N, 1, 32, 32\), got \(2, 1, 28, 28\).*input_1998"):
+        LeNet1998()(torch.zeros(2, 1, 28, 28))
