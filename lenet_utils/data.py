@@ -40,7 +40,7 @@ __all__ = [
     "CACHE_DIR_ENV", "CIFAR10_CLASSES", "DATASETS", "MNIST_FILES", "SPLITS", "STATS",
     "CorruptDatasetError", "DatasetMissingError", "TensorData", "TensorLoader",
     "box_downscale", "cache_dir", "load_imagefolder", "load_tensors", "mnist", "normalize",
-    "random_crop_flip", "read_idx", "tensor_loaders",
+    "random_affine", "random_crop_flip", "read_idx", "tensor_loaders",
 ]
 
 DATASETS = ("mnist", "cifar10", "tiny-imagenet", "imagenet32", "imagenet64")
@@ -645,6 +645,27 @@ def random_crop_flip(x: torch.Tensor, padding: int = 4, flip: bool = True, gener
     out = x.gather(2, rows.clamp(0, h - 1)[:, None, :, None].expand(n, c, h, w))
     out = out.gather(3, cols.clamp(0, w - 1)[:, None, None, :].expand(n, c, h, w))
     return out.masked_fill(~inside, 0)
+
+
+def random_affine(x: torch.Tensor, *, shift: float = 2.0, scale: float = 0.1, squeeze: float = 0.1,
+                  shear: float = 0.15, fill: float = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The paper's distortions, per image: translation by up to ``shift`` px each way, scaling by
+    up to ``1 +- scale``, squeezing (horizontal compression with vertical elongation, or the
+    reverse) by up to ``1 +- squeeze``, and horizontal shearing by up to ``shear``. One batched
+    ``affine_grid``/``grid_sample`` on any device; pixels from outside are ``fill``."""
+    if x.dim() != 4:
+        raise ValueError(f"random_affine expects a batch (N, C, H, W), got shape {tuple(x.shape)}")
+    n, _, h, w = x.shape
+    dev = generator.device if generator is not None else x.device
+    u = (torch.rand(5, n, generator=generator, device=dev).to(x.device) * 2 - 1)  # uniform in [-1, 1]
+    s, q = 1 + scale * u[0], 1 + squeeze * u[1]
+    sx, sy = s * q, s / q
+    theta = torch.zeros(n, 2, 3, device=x.device, dtype=torch.float32)
+    theta[:, 0, 0], theta[:, 0, 1], theta[:, 1, 1] = 1 / sx, shear * u[2], 1 / sy  # output -> input coordinates
+    theta[:, 0, 2], theta[:, 1, 2] = shift * u[3] * 2 / w, shift * u[4] * 2 / h
+    grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+    out = torch.nn.functional.grid_sample(x.float() - fill, grid, align_corners=False, padding_mode="zeros")
+    return (out + fill).to(x.dtype) if x.is_floating_point() else (out + fill).round().clamp(0, 255).to(x.dtype)
 
 
 class TensorLoader:

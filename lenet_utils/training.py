@@ -226,7 +226,7 @@ def fit(
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
-        scores = evaluate(model, test, device, amp=amp)
+        scores = evaluate(model, test, device, loss_fn=loss_fn, amp=amp)
         row = {
             "epoch": epoch + 1,
             "lr": optimizer.param_groups[0]["lr"],

@@ -637,3 +637,24 @@ def test_real_copies():
     t = load_tensors("tiny-imagenet", "train", REAL_ROOT, per_class=2, download=False)
     assert t.images.shape == (400, 3, 32, 32) and len(t.classes) == 200
     assert t.labels.min() == 0 and t.labels.max() == 199 and t.classes[0] == "goldfish"
+
+
+def test_random_affine_identity_and_distortion():
+    import torch
+    from lenet_utils.data import random_affine
+
+    x = torch.zeros(4, 1, 28, 28)
+    x[:, :, 8:20, 12:16] = 1.0
+    same = random_affine(x, shift=0, scale=0, squeeze=0, shear=0)
+    assert torch.allclose(same, x, atol=1e-5)  # no distortion: the identity
+    g = torch.Generator().manual_seed(0)
+    out = random_affine(x, generator=g)
+    assert out.shape == x.shape and not torch.allclose(out, x)
+    assert torch.equal(out, random_affine(x, generator=torch.Generator().manual_seed(0)))  # repeatable
+    # The ink moves but is neither created nor destroyed wholesale (pure shift by whole pixels keeps it).
+    shifted = random_affine(x, shift=2, scale=0, squeeze=0, shear=0, generator=g)
+    assert abs(shifted.sum().item() - x.sum().item()) / x.sum().item() < 0.05
+    u8 = random_affine((x * 255).to(torch.uint8), generator=g)
+    assert u8.dtype == torch.uint8
+    bg = random_affine(torch.full((2, 1, 8, 8), -0.1), shift=3, fill=-0.1)
+    assert torch.allclose(bg, torch.full_like(bg, -0.1), atol=1e-6)  # borders filled with the background

@@ -171,3 +171,18 @@ def test_sgd_one_cycle_peaks_at_lr_and_ends_near_zero():
         sched.step()
     assert max(lrs) == pytest.approx(0.1) and lrs[0] < 0.01 and lrs[-1] < 1e-3
     assert opt.defaults["nesterov"] and opt.defaults["weight_decay"] == 5e-4
+
+
+def test_fit_reports_train_and_test_loss_with_the_same_criterion():
+    """Regression: the test loss must use fit's loss_fn, not plain cross-entropy."""
+    x, y = toy_data(n=64)
+    loader = TensorLoader(x, y, 64)
+
+    def doubled(logits, labels, reduction="mean"):
+        return 2 * nn.functional.cross_entropy(logits, labels, reduction=reduction)
+
+    model, opt = make(lr=0.0)  # lr 0: the weights do not move, so train and test loss must agree
+    history = fit(model, loader, loader, epochs=1, optimizer=opt, loss_fn=doubled, device=torch.device("cpu"), progress=False)
+    expected = evaluate(model, loader, torch.device("cpu"), loss_fn=doubled)["loss"]
+    assert history.last["test_loss"] == pytest.approx(expected)
+    assert history.last["train_loss"] == pytest.approx(expected, rel=1e-5)
