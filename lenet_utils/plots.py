@@ -32,8 +32,14 @@ def show_images(
     ncols: int | None = None,
     cmap: str = "gray",
     size: float = 1.6,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    frame: bool = False,
 ) -> plt.Figure:
-    """Show a batch of images (N, C, H, W) or (N, H, W) in a grid, one caption each."""
+    """Show a batch of images (N, C, H, W) or (N, H, W) in a grid, one caption each.
+
+    Grey images share the colour scale ``vmin``..``vmax`` when given; ``frame`` draws a box
+    around each image (useful when the image's border is the page's colour)."""
     images = images.detach().cpu().float()
     if images.dim() == 4 and images.shape[1] == 1:
         images = images[:, 0]
@@ -41,7 +47,10 @@ def show_images(
     nrows, ncols = _grid(n, ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.5), squeeze=False)
     for i, ax in enumerate(axes.flat):
-        ax.axis("off")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if not (frame and i < n):
+            ax.axis("off")
         if i >= n:
             continue
         img = images[i]
@@ -50,7 +59,7 @@ def show_images(
             img = (img - img.min()) / (img.max() - img.min() + 1e-8)
             ax.imshow(img.numpy())
         else:
-            ax.imshow(img.numpy(), cmap=cmap)
+            ax.imshow(img.numpy(), cmap=cmap, vmin=vmin, vmax=vmax)
         if titles is not None:
             ax.set_title(titles[i], fontsize=9)
     fig.suptitle(suptitle)

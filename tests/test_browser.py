@@ -1,0 +1,147 @@
+"""Open every page of the built book in headless Chromium and check what a reader would see.
+
+Fails on: a JavaScript error, an image that does not load, an internal link (or #anchor) that
+leads nowhere, and TeX that MathJax left unrendered. Saves one screenshot per page under
+``_build/browser-check/`` for review.
+
+Needs Chromium, chromedriver and selenium (``.ci/run`` installs them) and, offline, a local
+MathJax named by ``BOOK_MATHJAX_STATIC``. Without them the test is skipped, unless
+``LENET_REQUIRE_BROWSER=1`` (set by CI), where a missing piece is a failure.
+"""
+
+import functools
+import http.server
+import os
+import re
+import shutil
+import threading
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / "_build" / "browser-check"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+DRIVER = shutil.which("chromedriver")
+
+RAW_TEX = re.compile(r"\$\$|\\\(|\\\[|\\(?:frac|lfloor|rfloor|sum|times|mathrm|text|cdot|underbrace|tanh|log)\b")
+
+VISIBLE_TEXT = """
+const clone = document.querySelector('main, .bd-article, body').cloneNode(true);
+clone.querySelectorAll('pre, code, script, style, textarea, mjx-container, .MathJax, .highlight').forEach(e => e.remove());
+return clone.textContent;
+"""
+BROKEN_IMAGES = """
+return [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.currentSrc || i.src);
+"""
+LINKS = "return [...document.querySelectorAll('a[href]')].map(a => a.href);"
+MATH_STATE = """
+return {math: document.querySelectorAll('.math, div.math, span.math').length,
+        rendered: document.querySelectorAll('mjx-container').length};
+"""
+WAIT_MATHJAX = """
+const done = arguments[arguments.length - 1];
+if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+  MathJax.startup.promise.then(() => done('ok')).catch(e => done('error: ' + e));
+} else { done('none'); }
+"""
+
+
+def require(condition: bool, what: str) -> None:
+    if not condition:
+        if os.environ.get("LENET_REQUIRE_BROWSER"):
+            pytest.fail(f"browser check cannot run: {what}")
+        pytest.skip(f"browser check skipped: {what}")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    require(CHROMIUM is not None and DRIVER is not None, "chromium and chromedriver are not installed")
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        require(False, "selenium is not installed")
+    require(bool(os.environ.get("BOOK_MATHJAX_STATIC")), "BOOK_MATHJAX_STATIC (a local MathJax) is not set")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--window-size=1280,1400"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver.set_script_timeout(60)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def server(built_book):
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:  # keep the test output readable
+            pass
+
+    handler = functools.partial(Quiet, directory=str(built_book))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def pages(html: Path) -> list[Path]:
+    skip = ("_static", "_sources", "_images", "_sphinx_design_static")
+    return sorted(p for p in html.rglob("*.html") if not p.relative_to(html).parts[0] in skip)
+
+
+def link_problem(url: str, base: str, html: Path, ids: dict) -> str | None:
+    """Why an internal link is broken, or None."""
+    parts = urlsplit(url)
+    if not url.startswith(base) or parts.scheme not in ("http", "https"):
+        return None  # external, mailto, javascript: not checked here (no network)
+    path = html / unquote(parts.path).lstrip("/")
+    if path.is_dir():
+        path = path / "index.html"
+    if not path.exists():
+        return f"missing target {parts.path}"
+    if parts.fragment and path.suffix == ".html":
+        if path not in ids:
+            ids[path] = set(re.findall(r'\sid="([^"]+)"', path.read_text(errors="replace")))
+        if unquote(parts.fragment) not in ids[path]:
+            return f"missing anchor #{parts.fragment} in {parts.path}"
+    return None
+
+
+def test_every_page_in_a_real_browser(browser, server, built_book):
+    html = built_book
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    problems, ids, checked = [], {}, 0
+    for page in pages(html):
+        rel = page.relative_to(html).as_posix()
+        browser.get(f"{server}/{rel}")
+        state = browser.execute_async_script(WAIT_MATHJAX)
+        if state.startswith("error"):
+            problems.append(f"{rel}: MathJax failed ({state})")
+        browser.execute_script("window.scrollTo(0, document.body.scrollHeight);")
+        browser.execute_script("window.scrollTo(0, 0);")
+        for entry in browser.get_log("browser"):
+            if entry["level"] == "SEVERE":
+                problems.append(f"{rel}: console error: {entry['message'][:300]}")
+        for src in browser.execute_script(BROKEN_IMAGES):
+            problems.append(f"{rel}: image did not load: {src}")
+        for url in set(browser.execute_script(LINKS)):
+            why = link_problem(url, server, html, ids)
+            if why:
+                problems.append(f"{rel}: broken link {url}: {why}")
+        math = browser.execute_script(MATH_STATE)
+        if math["math"] and not math["rendered"]:
+            problems.append(f"{rel}: {math['math']} math elements but nothing rendered by MathJax")
+        raw = RAW_TEX.findall(browser.execute_script(VISIBLE_TEXT) or "")
+        if raw:
+            problems.append(f"{rel}: raw TeX left on the page: {sorted(set(raw))[:5]}")
+        browser.save_screenshot(str(SHOTS / (rel.replace("/", "__").removesuffix(".html") + ".png")))
+        checked += 1
+    assert checked >= 10, f"only {checked} pages found in {html}"
+    assert not problems, "\n".join(problems)
