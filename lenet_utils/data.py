@@ -710,8 +710,9 @@ def tensor_loaders(train: TensorData, test: TensorData, stats: tuple[Sequence[fl
     mean, std = stats
 
     def train_tf(x: torch.Tensor) -> torch.Tensor:
-        x = normalize(x, mean, std)
-        return random_crop_flip(x, padding, flip, mode=mode) if padding or flip else x
+        if padding or flip:  # on the uint8 images, so that zero padding is black, as in torchvision
+            x = random_crop_flip(x, padding, flip, mode=mode)
+        return normalize(x, mean, std)
 
     train_loader = TensorLoader(train.images.to(device), train.labels.to(device), batch_size, shuffle=True,
                                 transform=train_tf, seed=seed)
