@@ -35,9 +35,9 @@ from torch.utils.data import DataLoader, Subset
 from torchvision import transforms
 
 from .config import budget, device_name, get_device, seed_everything
-from .data import STATS, TensorLoader, load_tensors, mnist, normalize, random_crop_flip
+from .data import STATS, TensorLoader, first_indices, load_tensors, mnist, normalize, random_crop_flip
 from .models import LeNet5
-from .training import _git_commit, results_dir
+from .training import git_commit, results_dir
 
 __all__ = ["RungResult", "RUNGS", "run_ladder", "main"]
 
@@ -177,7 +177,7 @@ def run_ladder(
     # Rung 1: the seed articles' pipeline, through torchvision and PIL.
     pil = mnist(train=True, transform=transforms.Compose([transforms.ToTensor(), transforms.Normalize(mean, std)]))
     if per_class is not None:  # the same images as the tensor rungs
-        pil = Subset(pil, _first_per_class(pil.targets, per_class))
+        pil = Subset(pil, first_indices(pil.targets.numpy(), per_class).tolist())
     g = torch.Generator().manual_seed(seed)
 
     def baseline():
@@ -218,11 +218,6 @@ def run_ladder(
     return results
 
 
-def _first_per_class(targets: torch.Tensor, per_class: int) -> list[int]:
-    picked = [(targets == c).nonzero().flatten()[:per_class] for c in range(int(targets.max()) + 1)]
-    return torch.cat(picked).sort().values.tolist()
-
-
 def _row(r: RungResult) -> str:
     t = f"{r.time_to_target_s:>10.2f}" if r.time_to_target_s is not None else f"{'n/a':>10}"
     mem = f"{r.peak_mem_mb:>9.1f}" if r.peak_mem_mb is not None else f"{'n/a':>9}"
@@ -244,7 +239,7 @@ def write_record(results: list[RungResult], device: torch.device, target: float,
         "model": "modern LeNet-5",
         "device": device_name(device),
         "torch": torch.__version__,
-        "commit": _git_commit(),
+        "commit": git_commit(),
         "date": _dt.date.today().isoformat(),
         "target_top1": target,
         "rungs": [r.as_record(target) for r in results],

@@ -40,7 +40,7 @@ __all__ = [
     "CACHE_DIR_ENV", "CIFAR10_CLASSES", "DATASETS", "MNIST_FILES", "SPLITS", "STATS",
     "CorruptDatasetError", "DatasetMissingError", "TensorData", "TensorLoader",
     "box_downscale", "cache_dir", "load_imagefolder", "load_tensors", "mnist", "normalize",
-    "random_affine", "random_crop_flip", "read_idx", "tensor_loaders",
+    "first_indices", "random_affine", "random_crop_flip", "read_idx", "tensor_loaders",
 ]
 
 DATASETS = ("mnist", "cifar10", "tiny-imagenet", "imagenet32", "imagenet64")
@@ -218,8 +218,11 @@ def _first_per_class(entries: list[tuple[str, int]], per_class: int | None) -> l
     return kept
 
 
-def _first_indices(labels: np.ndarray, quota: np.ndarray) -> np.ndarray:
-    """Indices (in file order) of the first ``quota[c]`` samples of each class ``c``."""
+def first_indices(labels: np.ndarray, quota: np.ndarray | int) -> np.ndarray:
+    """Indices (in file order) of the first ``quota[c]`` samples of each class ``c`` (or ``quota`` of each)."""
+    labels = np.asarray(labels)
+    if np.isscalar(quota):
+        quota = np.full(int(labels.max(initial=0)) + 1, quota)
     order = np.argsort(labels, kind="stable")
     ranked = labels[order]
     rank = np.arange(len(labels)) - np.searchsorted(ranked, ranked)
@@ -397,7 +400,7 @@ def _load_mnist(root: Path, split: str, per_class: int | None, download: bool) -
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels) or labels.max(initial=0) > 9:
         raise _corrupt(images_path, f"images {images.shape} and labels {labels.shape} (up to "
                        f"{labels.max(initial=0)}) in {labels_path.name} are not MNIST")
-    keep = np.arange(len(labels)) if per_class is None else _first_indices(labels, np.full(10, per_class))
+    keep = np.arange(len(labels)) if per_class is None else first_indices(labels, np.full(10, per_class))
     return TensorData(torch.from_numpy(images[keep]).unsqueeze(1), torch.from_numpy(labels[keep]),
                       [str(d) for d in range(10)], str(images_path.parent))
 
@@ -430,7 +433,7 @@ def _read_batches(paths: Sequence[Path], shape: tuple[int, ...], n_classes: int,
         if len(x) != len(y) or y.min(initial=0) < 0 or y.max(initial=0) >= n_classes:
             raise _corrupt(path, f"{len(x)} images, {len(y)} labels, labels outside 0..{n_classes - 1}")
         if per_class is not None:
-            keep = _first_indices(y, per_class - counts)
+            keep = first_indices(y, per_class - counts)
             x, y = x[keep], y[keep]
             counts += np.bincount(y, minlength=n_classes)
         images.append(torch.from_numpy(x))

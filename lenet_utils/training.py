@@ -35,6 +35,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "results_dir",
+    "git_commit",
     "record_result",
 ]
 
@@ -254,7 +255,8 @@ def results_dir() -> Path:
     return repo / "results" if (repo / "_toc.yml").exists() else Path("results")
 
 
-def _git_commit() -> str:
+def git_commit() -> str:
+    """The checkout's short commit hash, or ``unknown`` outside a git checkout."""
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--short=12", "HEAD"],
@@ -299,7 +301,7 @@ def record_result(
         "train_seconds": round(float(train_seconds), 1),
         "device": device_name(device),
         "torch": torch.__version__,
-        "commit": _git_commit(),
+        "commit": git_commit(),
         "date": _dt.date.today().isoformat(),
         **(extra or {}),
     }
