@@ -23,7 +23,19 @@ from torch import nn
 
 Size = Union[int, tuple[int, int]]
 
+#: The figures printed in LeCun et al. (1998), section II-B: layer -> (trainable parameters,
+#: connections). Reference values to check computed counts against, never used to compute them.
+PAPER_1998: dict[str, tuple[int, int]] = {
+    "C1": (156, 122_304),
+    "S2": (12, 5_880),
+    "C3": (1_516, 151_600),
+    "S4": (32, 2_000),
+    "C5": (48_120, 48_120),
+    "F6": (10_164, 10_164),
+}
+
 __all__ = [
+    "PAPER_1998",
     "output_size",
     "conv_output_size",
     "pool_output_size",

@@ -10,14 +10,7 @@ from lenet_utils import arithmetic as ar
 from lenet_utils.models import C3_TABLE, LeNet5
 
 # LeCun et al. (1998), section II-B: (trainable parameters, connections) per layer.
-PAPER = {
-    "C1": (156, 122_304),
-    "S2": (12, 5_880),
-    "C3": (1_516, 151_600),
-    "S4": (32, 2_000),
-    "C5": (48_120, 48_120),
-    "F6": (10_164, 10_164),
-}
+PAPER = ar.PAPER_1998  # the paper's printed (parameters, connections) per layer
 
 
 def paper_counts() -> dict[str, tuple[int, int]]:

@@ -17,14 +17,7 @@ from lenet_utils.models import (
     rbf_map_loss,
 )
 
-PAPER = {  # section II-B: (trainable parameters, connections)
-    "C1": (156, 122_304),
-    "S2": (12, 5_880),
-    "C3": (1_516, 151_600),
-    "S4": (32, 2_000),
-    "C5": (48_120, 48_120),
-    "F6": (10_164, 10_164),
-}
+PAPER = ar.PAPER_1998  # the paper's printed (parameters, connections) per layer
 
 
 @pytest.fixture(scope="module")
