@@ -92,10 +92,18 @@ def show_feature_maps(
     return fig
 
 
-def plot_history(histories: dict[str, "object"], *, title: str, topk: str = "top1") -> plt.Figure:
+def plot_history(
+    histories: dict[str, "object"],
+    *,
+    title: str,
+    topk: str = "top1",
+    loss_label: str = "cross-entropy",
+    acc_ylim: tuple[float, float] | None = None,
+) -> plt.Figure:
     """Learning curves: loss and test accuracy per epoch, one line per named run.
 
-    ``histories`` maps a run's name to a :class:`lenet_utils.training.History`.
+    ``histories`` maps a run's name to a :class:`lenet_utils.training.History`; ``loss_label``
+    names the training criterion; ``acc_ylim`` zooms the accuracy axis.
     """
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 3.8))
     for name, history in histories.items():
@@ -104,8 +112,10 @@ def plot_history(histories: dict[str, "object"], *, title: str, topk: str = "top
         ax_loss.plot(df.index, df["test_loss"], "--", color=line.get_color(), label=f"{name}: test")
         ax_acc.plot(df.index, df["train_top1"], color=line.get_color(), alpha=0.5, label=f"{name}: train top-1")
         ax_acc.plot(df.index, df[f"test_{topk}"], "--", color=line.get_color(), label=f"{name}: test {topk.replace('top', 'top-')}")
-    ax_loss.set(title="Loss", xlabel="epoch", ylabel="cross-entropy")
+    ax_loss.set(title="Loss", xlabel="epoch", ylabel=loss_label)
     ax_acc.set(title="Accuracy", xlabel="epoch", ylabel="accuracy (%)")
+    if acc_ylim is not None:
+        ax_acc.set_ylim(*acc_ylim)
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
