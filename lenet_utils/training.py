@@ -91,8 +91,13 @@ def evaluate(
     device: torch.device | None = None,
     loss_fn: Callable = nn.functional.cross_entropy,
     amp: bool = True,
+    flip_tta: bool = False,
 ) -> dict[str, float]:
-    """Mean loss and top-1 (and top-5 when there are more than 10 classes) in percent."""
+    """Mean loss and top-1 (and top-5 when there are more than 10 classes) in percent.
+
+    With ``flip_tta``, each image is scored by the mean of the softmax outputs for it and its
+    mirror image (test-time augmentation); the loss is then that of the averaged probabilities.
+    """
     device = device or next(model.parameters()).device
     model.eval()
     total, loss_sum, correct = 0, 0.0, None
@@ -100,6 +105,9 @@ def evaluate(
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         with _autocast(device, amp):
             logits = model(x)
+            if flip_tta:
+                probs = (logits.float().softmax(1) + model(x.flip(-1)).float().softmax(1)) / 2
+                logits = probs.clamp_min(1e-12).log()  # log-probabilities: cross-entropy stays meaningful
         loss_sum += loss_fn(logits.float(), y, reduction="sum").item()
         hits = accuracy(logits, y, _topk_for(logits.shape[1]))
         correct = hits if correct is None else [a + b for a, b in zip(correct, hits)]

@@ -186,3 +186,21 @@ def test_fit_reports_train_and_test_loss_with_the_same_criterion():
     expected = evaluate(model, loader, torch.device("cpu"), loss_fn=doubled)["loss"]
     assert history.last["test_loss"] == pytest.approx(expected)
     assert history.last["train_loss"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_flip_tta_averages_the_image_and_its_mirror():
+    torch.manual_seed(0)
+    model = LeNet5(input_size=28).eval()
+    x = torch.randn(8, 1, 28, 28)
+    y = torch.arange(8) % 10
+    loader = TensorLoader(x, y, 8)
+    probs = (model(x).softmax(1) + model(x.flip(-1)).softmax(1)) / 2
+    expected_top1 = 100.0 * (probs.argmax(1) == y).float().mean().item()
+    expected_loss = nn.functional.nll_loss(probs.log(), y).item()
+    out = evaluate(model, loader, torch.device("cpu"), flip_tta=True)
+    assert out["top1"] == pytest.approx(expected_top1) and out["loss"] == pytest.approx(expected_loss, rel=1e-5)
+    # A mirror-symmetric input gives the same answer with and without TTA.
+    sym = torch.cat([x[..., :14], x[..., :14].flip(-1)], dim=-1)
+    sym_loader = TensorLoader(sym, y, 8)
+    assert evaluate(model, sym_loader, torch.device("cpu"), flip_tta=True)["loss"] == pytest.approx(
+        evaluate(model, sym_loader, torch.device("cpu"))["loss"], rel=1e-5)
