@@ -19,11 +19,12 @@ CHAPTERS = [
     ("05", "The 1998 LeNet-5,\nfaithfully", 4, 1, False),
     ("06", "Training on\nCIFAR-10", 4, -1, False),
     ("07", "Downscaled\nImageNet", 5, -1, False),
+    ("08", "Fast training\non the GPU", 4, 0, True),
 ]
 # (from, to, required?) required = solid arrow; helpful = dashed
 EDGES = [
     ("01", "02", True), ("01", "03", True), ("02", "03", False), ("03", "04", True),
-    ("04", "05", True), ("01", "05", True), ("04", "06", True), ("06", "07", True),
+    ("04", "05", True), ("01", "05", True), ("04", "06", True), ("06", "07", True), ("04", "08", True),
 ]
 
 
