@@ -50,3 +50,20 @@ def test_book_renders_math_and_citations(built_book):
     assert "LeCun" in page  # {cite} resolved against book/references.bib
     refs = (built_book / "book" / "references.html").read_text()
     assert "gradient-based learning applied to document recognition" in refs.lower()
+
+
+def test_results_page_is_a_table_of_every_record(built_book):
+    import html as html_lib
+    import re
+
+    page = html_lib.unescape((built_book / "book" / "results.html").read_text())
+    assert ".. list-table" not in page and page.count("<table") >= 2  # the runs and the benchmark
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", page, flags=re.S)
+    text = " | ".join(re.sub(r"<[^>]+>", "", c).strip() for c in cells)
+    for path in sorted((ROOT / "results").glob("*.json")):
+        record = json.loads(path.read_text())
+        if record.get("kind") == "bench":
+            for rung in record["rungs"]:
+                assert f"{rung['images_per_s']:,.0f}" in text, f"{path.name}: {rung['rung']} missing"
+        else:
+            assert f"{record['top1']:.2f}" in text and record["model"] in text, f"{path.name} missing"

@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 
 from docutils import nodes
-from docutils.statemachine import StringList
 from sphinx.util.docutils import SphinxDirective
 
 COLUMNS = [
@@ -26,17 +25,21 @@ COLUMNS = [
     ("met", "met"),
     ("train_seconds", "train s"),
     ("device", "device"),
-    ("torch", "torch"),
-    ("commit", "commit"),
-    ("date", "date"),
+    ("provenance", "run (torch, commit, date)"),
 ]
+
+
+def _value(key: str, record: dict):
+    if key == "provenance":
+        return f"torch {record.get('torch')}, {record.get('commit')}, {record.get('date')}"
+    return record.get(key)
 
 
 def _cell(key: str, value) -> str:
     if value is None:
         return "–"
     if key == "met":
-        return "yes" if value else "**no**"
+        return "yes" if value else "NO"
     if key == "params":
         return f"{value:,}"
     if key in ("top1", "top5"):
@@ -65,15 +68,12 @@ class ResultsTable(SphinxDirective):
         if not runs:
             return [nodes.paragraph(text=f"No {'benchmarks' if kind == 'bench' else 'runs'} have been recorded yet.")]
         if kind == "bench":
-            lines = []
+            out: list[nodes.Node] = []
             for r in runs:
-                lines += _bench_lines(r)
-        else:
-            runs.sort(key=lambda r: (r["chapter"], r["dataset"], r["model"]))
-            lines = _list_table(COLUMNS, runs)
-        container = nodes.container(classes=["results-table"])
-        self.state.nested_parse(StringList(lines, source=str(folder)), self.content_offset, container)
-        return [container]
+                out += [nodes.paragraph(text=_bench_heading(r)), _table(BENCH_COLUMNS, r["rungs"])]
+            return out
+        runs.sort(key=lambda r: (r["chapter"], r["dataset"], r["model"]))
+        return [_table(COLUMNS, runs)]
 
 
 BENCH_COLUMNS = [
@@ -89,20 +89,36 @@ BENCH_COLUMNS = [
 ]
 
 
-def _list_table(columns, rows) -> list[str]:
-    lines = [".. list-table::", "   :header-rows: 1", ""]
-    lines.append("   * - " + "\n     - ".join(title for _, title in columns))
+def _table(columns, rows) -> nodes.table:
+    """A docutils table (built as nodes, so it renders the same under MyST and reST)."""
+    table = nodes.table(classes=["results-table"])
+    group = nodes.tgroup(cols=len(columns))
+    table += group
+    group += [nodes.colspec(colwidth=1) for _ in columns]
+
+    def row(cells) -> nodes.row:
+        out = nodes.row()
+        for text in cells:
+            entry = nodes.entry()
+            para = nodes.paragraph()
+            para += nodes.strong(text=text) if text == "NO" else nodes.Text(text)
+            entry += para
+            out += entry
+        return out
+
+    head, body = nodes.thead(), nodes.tbody()
+    head += row(title for _, title in columns)
     for r in rows:
-        lines.append("   * - " + "\n     - ".join(_cell(key, r.get(key)) or "–" for key, _ in columns))
-    return lines + [""]
+        body += row(_cell(key, _value(key, r)) for key, _ in columns)
+    group += [head, body]
+    return table
 
 
-def _bench_lines(record: dict) -> list[str]:
+def _bench_heading(record: dict) -> str:
     speed = record.get("speedup")
-    head = (f"**{record['dataset']}, {record['model']}** on {record['device']} (torch {record['torch']}, "
+    return (f"{record['dataset']}, {record['model']}, on {record['device']} (torch {record['torch']}, "
             f"commit {record['commit']}, {record['date']}, {record.get('epochs', '?')} epochs per rung): "
-            f"best rung *{record.get('best_rung')}*, " + (f"{speed}x the baseline's images/s." if speed else "."))
-    return [head, ""] + _list_table(BENCH_COLUMNS, record["rungs"])
+            f"best rung '{record.get('best_rung')}', " + (f"{speed}x the baseline's images/s." if speed else "no baseline."))
 
 
 def setup(app):
