@@ -38,7 +38,7 @@ from torchvision import transforms
 from .config import budget, device_name, get_device, seed_everything
 from .data import STATS, TensorLoader, first_indices, load_tensors, mnist, normalize, random_crop_flip
 from .models import LeNet5
-from .training import git_commit, results_dir
+from .training import evaluate, git_commit, results_dir
 
 __all__ = ["RungResult", "RUNGS", "run_ladder", "main"]
 
@@ -72,17 +72,6 @@ class RungResult:
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-@torch.no_grad()
-def _accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, prep: Callable, amp: bool) -> float:
-    model.eval()
-    correct = 0
-    for i in range(0, len(labels), 2000):
-        with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=amp):
-            correct += (model(prep(images[i:i + 2000])).argmax(1) == labels[i:i + 2000]).sum().item()
-    model.train()
-    return 100.0 * correct / len(labels)
 
 
 def _train_rung(
@@ -147,7 +136,8 @@ def _train_rung(
             scheduler.step()
         _sync(device)
         train_s += time.perf_counter() - start
-        top1 = _accuracy(step_model if not compiled else model, *test, prep, amp)
+        top1 = evaluate(model, TensorLoader(*test, 2000, transform=prep), device, amp=amp)["top1"]
+        model.train()
         if time_to_target is None and top1 >= target:
             time_to_target = train_s
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
