@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import argparse
 import copy
-import datetime as _dt
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable, Iterable
@@ -38,7 +36,7 @@ from torchvision import transforms
 from .config import budget, device_name, get_device, seed_everything
 from .data import STATS, TensorLoader, first_indices, load_tensors, mnist, normalize, random_crop_flip
 from .models import LeNet5
-from .training import evaluate, git_commit, results_dir
+from .training import evaluate, save_record
 
 __all__ = ["RungResult", "RUNGS", "run_ladder", "main"]
 
@@ -223,27 +221,16 @@ def write_record(results: list[RungResult], device: torch.device, target: float,
     """The benchmark's results JSON (COURSE.md's bench fields), written under results/."""
     base = results[0].images_per_s if results and results[0].rung == "baseline" else None
     best = max(results, key=lambda r: r.images_per_s)
-    record = {
-        "kind": "bench",
-        "chapter": "Fast training on the GPU",
-        "dataset": "MNIST",
-        "model": "modern LeNet-5",
-        "device": device_name(device),
-        "torch": torch.__version__,
-        "commit": git_commit(),
-        "date": _dt.date.today().isoformat(),
+    fields = {"kind": "bench", "chapter": "Fast training on the GPU", "dataset": "MNIST", "model": "modern LeNet-5"}
+    summary = {
         "target_top1": target,
         "rungs": [r.as_record(target) for r in results],
         "best_rung": best.rung,
         "speedup": None if base is None else round(best.images_per_s / base, 2),
         **(extra or {}),
     }
-    slug = "bench__mnist__" + ("cuda" if device.type == "cuda" else device.type)
-    path = results_dir() / f"{slug}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, path)
+    path = save_record(f"bench__mnist__{device.type}", fields, device, summary)
+    record = json.loads(path.read_text())
     record["path"] = str(path)
     return record
 

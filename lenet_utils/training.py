@@ -36,6 +36,7 @@ __all__ = [
     "load_checkpoint",
     "results_dir",
     "git_commit",
+    "save_record",
     "record_result",
 ]
 
@@ -275,6 +276,25 @@ def git_commit() -> str:
         return "unknown"
 
 
+def save_record(name: str, fields: dict, device: torch.device, extra: dict | None = None) -> Path:
+    """Write ``results/<name>.json``: ``fields``, then where it ran (device, torch, commit, date),
+    then ``extra``; written to a temporary file and renamed, so a record is never half-written."""
+    record = {
+        **fields,
+        "device": device_name(device),
+        "torch": torch.__version__,
+        "commit": git_commit(),
+        "date": _dt.date.today().isoformat(),
+        **(extra or {}),
+    }
+    path = results_dir() / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
 def record_result(
     *,
     chapter: str,
@@ -298,7 +318,7 @@ def record_result(
     if budget() != "full" and not force:
         print("smoke budget: result not recorded")
         return None
-    record = {
+    fields = {
         "chapter": chapter,
         "dataset": dataset,
         "model": model,
@@ -307,17 +327,9 @@ def record_result(
         "top1": round(float(top1), 2),
         "top5": None if top5 is None else round(float(top5), 2),
         "train_seconds": round(float(train_seconds), 1),
-        "device": device_name(device),
-        "torch": torch.__version__,
-        "commit": git_commit(),
-        "date": _dt.date.today().isoformat(),
-        **(extra or {}),
     }
     slug = "__".join(s.lower().replace(" ", "-").replace("/", "-") for s in (chapter, dataset, model))
-    path = results_dir() / f"{slug}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, path)
+    path = save_record(slug, fields, device, extra)
+    record = json.loads(path.read_text())
     print(f"recorded {path.name}: top-1 {record['top1']}%" + (f", top-5 {record['top5']}%" if top5 is not None else ""))
     return path
