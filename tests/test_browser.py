@@ -144,4 +144,6 @@ def test_every_page_in_a_real_browser(browser, server, built_book):
         browser.save_screenshot(str(SHOTS / (rel.replace("/", "__").removesuffix(".html") + ".png")))
         checked += 1
     assert checked >= 10, f"only {checked} pages found in {html}"
+    # Kept beside the screenshots (CI uploads both), so an intermittent failure can be read later.
+    (SHOTS / "problems.txt").write_text("\n".join(problems) + "\n" if problems else "none\n")
     assert not problems, "\n".join(problems)
