@@ -11,7 +11,16 @@ Modules, one job each:
 * :mod:`lenet_utils.config`: data root, smoke/full budget, seeding, device and hardware line.
 """
 
-from .config import budget, data_root, device_name, get_device, hardware_line, is_smoke, seed_everything, setup
+from .config import (
+    budget,
+    data_root,
+    device_name,
+    get_device,
+    hardware_line,
+    is_smoke,
+    seed_everything,
+    setup,
+)
 from .models import LeNet5, count_parameters
 
 __version__ = "0.1.0"

@@ -68,18 +68,31 @@ def _pair(value: Size, what: str, layer: str) -> tuple[int, int]:
 
 
 def _output_1d(
-    size: int, kernel: int, stride: int, padding: int, dilation: int, ceil_mode: bool, layer: str, axis: str
+    size: int,
+    kernel: int,
+    stride: int,
+    padding: int,
+    dilation: int,
+    ceil_mode: bool,
+    layer: str,
+    axis: str,
 ) -> int:
     if size <= 0:
         raise ValueError(f"{layer}: input {axis} must be positive, got {size}")
     if kernel <= 0:
         raise ValueError(f"{layer}: kernel {axis} must be positive, got {kernel}")
     if stride <= 0:
-        raise ValueError(f"{layer}: stride must be positive, got {stride} (along the {axis})")
+        raise ValueError(
+            f"{layer}: stride must be positive, got {stride} (along the {axis})"
+        )
     if padding < 0:
-        raise ValueError(f"{layer}: padding cannot be negative, got {padding} (along the {axis})")
+        raise ValueError(
+            f"{layer}: padding cannot be negative, got {padding} (along the {axis})"
+        )
     if dilation <= 0:
-        raise ValueError(f"{layer}: dilation must be positive, got {dilation} (along the {axis})")
+        raise ValueError(
+            f"{layer}: dilation must be positive, got {dilation} (along the {axis})"
+        )
     span = dilation * (kernel - 1) + 1  # how many input pixels one kernel covers
     padded = size + 2 * padding
     if span > padded:
@@ -109,7 +122,13 @@ def output_size(
     """
     pairs = [
         _pair(v, what, layer)
-        for v, what in ((size, "size"), (kernel, "kernel"), (stride, "stride"), (padding, "padding"), (dilation, "dilation"))
+        for v, what in (
+            (size, "size"),
+            (kernel, "kernel"),
+            (stride, "stride"),
+            (padding, "padding"),
+            (dilation, "dilation"),
+        )
     ]
     out = tuple(
         _output_1d(s, k, st, p, d, ceil_mode, layer, axis)
@@ -121,7 +140,13 @@ def output_size(
 
 
 def conv_output_size(
-    size: Size, kernel: Size, stride: Size = 1, padding: Size = 0, dilation: Size = 1, *, layer: str = "conv"
+    size: Size,
+    kernel: Size,
+    stride: Size = 1,
+    padding: Size = 0,
+    dilation: Size = 1,
+    *,
+    layer: str = "conv",
 ) -> Size:
     """Output size of a convolution (see :func:`output_size`)."""
     return output_size(size, kernel, stride, padding, dilation, layer=layer)
@@ -139,11 +164,19 @@ def pool_output_size(
 ) -> Size:
     """Output size of a pooling layer; the stride defaults to the kernel, as in PyTorch."""
     return output_size(
-        size, kernel, kernel if stride is None else stride, padding, dilation, ceil_mode=ceil_mode, layer=layer
+        size,
+        kernel,
+        kernel if stride is None else stride,
+        padding,
+        dilation,
+        ceil_mode=ceil_mode,
+        layer=layer,
     )
 
 
-def simple_output_size(width: int, kernel: int, padding: int = 0, stride: int = 1, *, layer: str = "layer") -> int:
+def simple_output_size(
+    width: int, kernel: int, padding: int = 0, stride: int = 1, *, layer: str = "layer"
+) -> int:
     """The reader-friendly form ``(W - F + 2P) / S + 1``.
 
     It is exact only when the kernel lands evenly on the last pixel; otherwise a layer
@@ -160,15 +193,28 @@ def simple_output_size(width: int, kernel: int, padding: int = 0, stride: int = 
     return steps + 1
 
 
-def conv_params(in_channels: int, out_channels: int, kernel: Size, *, bias: bool = True, groups: int = 1) -> int:
+def conv_params(
+    in_channels: int,
+    out_channels: int,
+    kernel: Size,
+    *,
+    bias: bool = True,
+    groups: int = 1,
+) -> int:
     """Trainable parameters of a fully connected (in the channel sense) convolution."""
     kh, kw = _pair(kernel, "kernel", "conv")
     if in_channels % groups or out_channels % groups:
-        raise ValueError(f"conv: channels {in_channels}->{out_channels} are not divisible by groups={groups}")
-    return out_channels * (in_channels // groups) * kh * kw + (out_channels if bias else 0)
+        raise ValueError(
+            f"conv: channels {in_channels}->{out_channels} are not divisible by groups={groups}"
+        )
+    return out_channels * (in_channels // groups) * kh * kw + (
+        out_channels if bias else 0
+    )
 
 
-def sparse_conv_params(table: Sequence[Sequence[int]], kernel: Size, *, bias: bool = True) -> int:
+def sparse_conv_params(
+    table: Sequence[Sequence[int]], kernel: Size, *, bias: bool = True
+) -> int:
     """Parameters of a convolution where output map ``j`` sees only the input maps ``table[j]``.
 
     This is the paper's C3: each of 16 maps reads 3, 4 or 6 of S2's 6 maps (Table I).
@@ -197,13 +243,17 @@ def conv_connections(params_per_map_sum: int, out_size: Size) -> int:
     return params_per_map_sum * oh * ow
 
 
-def subsampling_connections(channels: int, kernel: int, out_size: Size, *, bias: bool = True) -> int:
+def subsampling_connections(
+    channels: int, kernel: int, out_size: Size, *, bias: bool = True
+) -> int:
     """Connections of a pooling/subsampling layer: ``kernel**2`` inputs (+1 bias) per unit."""
     oh, ow = _pair(out_size, "output size", "pool")
     return channels * oh * ow * (kernel * kernel + (1 if bias else 0))
 
 
-def conv_macs(in_channels_seen: int, out_channels: int, kernel: Size, out_size: Size) -> int:
+def conv_macs(
+    in_channels_seen: int, out_channels: int, kernel: Size, out_size: Size
+) -> int:
     """Multiply-accumulates of a convolution.
 
     ``in_channels_seen`` is the number of input maps each output map reads: ``in_channels``
@@ -244,23 +294,38 @@ _POOLS = (nn.MaxPool2d, nn.AvgPool2d)
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 
-def _counts(module: nn.Module, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> tuple[int, int] | None:
+def _counts(
+    module: nn.Module, in_shape: tuple[int, ...], out_shape: tuple[int, ...]
+) -> tuple[int, int] | None:
     """(connections, MACs) of one leaf layer, or ``None`` for layers the table skips."""
     own = getattr(module, "lenet_counts", None)
-    if callable(own):  # custom layers (e.g. the 1998 model's sparse C3) count themselves
+    if callable(
+        own
+    ):  # custom layers (e.g. the 1998 model's sparse C3) count themselves
         return own(in_shape, out_shape)
     params = sum(p.numel() for p in module.parameters(recurse=False))
     if isinstance(module, nn.Conv2d):
         out_positions = out_shape[-1] * out_shape[-2]
         kh, kw = module.kernel_size
-        macs = conv_macs(module.in_channels // module.groups, module.out_channels, (kh, kw), tuple(out_shape[-2:]))
+        macs = conv_macs(
+            module.in_channels // module.groups,
+            module.out_channels,
+            (kh, kw),
+            tuple(out_shape[-2:]),
+        )
         return params * out_positions, macs
     if isinstance(module, nn.Linear):
         return params, linear_macs(module.in_features, module.out_features)
-    if isinstance(module, _NORMS):  # a scale and shift per channel: listed for its parameters
+    if isinstance(
+        module, _NORMS
+    ):  # a scale and shift per channel: listed for its parameters
         return 0, 0
     if isinstance(module, _POOLS):
-        k = module.kernel_size if isinstance(module.kernel_size, int) else module.kernel_size[0]
+        k = (
+            module.kernel_size
+            if isinstance(module.kernel_size, int)
+            else module.kernel_size[0]
+        )
         c, oh, ow = out_shape[-3:]
         return subsampling_connections(c, k, (oh, ow), bias=params > 0), 0
     return None
@@ -285,7 +350,9 @@ def layer_table(
     rows: list[LayerRow] = []
     handles = []
     # Modules that count themselves hide their children (e.g. a sparse C3 made of convs).
-    self_counting = {m for m in model.modules() if callable(getattr(m, "lenet_counts", None))}
+    self_counting = {
+        m for m in model.modules() if callable(getattr(m, "lenet_counts", None))
+    }
     hidden = {c for m in self_counting for c in m.modules() if c is not m}
 
     def hook(name: str):
@@ -297,7 +364,14 @@ def layer_table(
                 return
             params = sum(p.numel() for p in module.parameters() if p.requires_grad)
             rows.append(
-                LayerRow(name.split(".")[-1], type(module).__name__, in_shape, out_shape, params, *counts)
+                LayerRow(
+                    name.split(".")[-1],
+                    type(module).__name__,
+                    in_shape,
+                    out_shape,
+                    params,
+                    *counts,
+                )
             )
 
         return record
@@ -306,7 +380,9 @@ def layer_table(
         if module in hidden:
             continue
         if module in self_counting or not list(module.children()):
-            handles.append(module.register_forward_hook(hook(name or type(module).__name__)))
+            handles.append(
+                module.register_forward_hook(hook(name or type(module).__name__))
+            )
     was_training = model.training
     model.eval()
     try:

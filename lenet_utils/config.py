@@ -39,7 +39,9 @@ BUDGETS = ("full", "smoke")
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
     """The data root: ``root`` if given, else ``$LENET_DATA_ROOT``, else the default."""
-    chosen = root if root is not None else os.environ.get(DATA_ROOT_ENV) or DEFAULT_DATA_ROOT
+    chosen = (
+        root if root is not None else os.environ.get(DATA_ROOT_ENV) or DEFAULT_DATA_ROOT
+    )
     return Path(chosen).expanduser().resolve()
 
 

@@ -46,7 +46,8 @@ C3_TABLE_ROWS: tuple[str, ...] = (
 
 #: For each C3 map, the S2 maps it reads, read off :data:`C3_TABLE_ROWS` column by column.
 C3_TABLE: tuple[tuple[int, ...], ...] = tuple(
-    tuple(row for row, line in enumerate(C3_TABLE_ROWS) if line[col] == "X") for col in range(16)
+    tuple(row for row, line in enumerate(C3_TABLE_ROWS) if line[col] == "X")
+    for col in range(16)
 )
 
 Variant = Literal["modern", "classic"]
@@ -82,18 +83,24 @@ class LeNet5(nn.Module):
     ) -> None:
         super().__init__()
         if variant not in ("modern", "classic"):
-            raise ValueError(f"LeNet5: variant must be 'modern' or 'classic', got {variant!r}")
+            raise ValueError(
+                f"LeNet5: variant must be 'modern' or 'classic', got {variant!r}"
+            )
         if input_size not in (28, 32):
             raise ValueError(
                 f"LeNet5: input_size must be 32 (as in the paper) or 28 (raw MNIST), got {input_size}; "
                 "resize or pad your images to 32x32"
             )
         if in_channels < 1 or num_classes < 1:
-            raise ValueError(f"LeNet5: need in_channels >= 1 and num_classes >= 1, got {in_channels}, {num_classes}")
+            raise ValueError(
+                f"LeNet5: need in_channels >= 1 and num_classes >= 1, got {in_channels}, {num_classes}"
+            )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"LeNet5: dropout must be in [0, 1), got {dropout}")
         if dropout and variant == "classic":
-            raise ValueError("LeNet5: dropout belongs to the modern variant; the classic one has none")
+            raise ValueError(
+                "LeNet5: dropout belongs to the modern variant; the classic one has none"
+            )
         self.variant = variant
         self.in_channels = in_channels
         self.num_classes = num_classes
@@ -102,7 +109,9 @@ class LeNet5(nn.Module):
 
         act = nn.ReLU if variant == "modern" else nn.Tanh
         pool = nn.MaxPool2d if variant == "modern" else nn.AvgPool2d
-        pad = (32 - input_size) // 2  # 28x28 digits are padded to the paper's 32x32 inside C1
+        pad = (
+            32 - input_size
+        ) // 2  # 28x28 digits are padded to the paper's 32x32 inside C1
 
         def block(n: int, conv: nn.Conv2d, pooled: bool) -> list[tuple[str, nn.Module]]:
             layers: list[tuple[str, nn.Module]] = [(f"C{n}", conv)]
@@ -115,7 +124,11 @@ class LeNet5(nn.Module):
 
         self.features = nn.Sequential(
             OrderedDict(
-                block(1, nn.Conv2d(in_channels, 6, kernel_size=5, padding=pad), pooled=True)
+                block(
+                    1,
+                    nn.Conv2d(in_channels, 6, kernel_size=5, padding=pad),
+                    pooled=True,
+                )
                 + block(3, nn.Conv2d(6, 16, kernel_size=5), pooled=True)
                 + block(5, nn.Conv2d(16, 120, kernel_size=5), pooled=False)
             )
@@ -142,9 +155,13 @@ class LeNet5(nn.Module):
         c, h, w = self.expected_shape
         name = f"LeNet5({self.variant}, in_channels={c}, input_size={h})"
         if x.dim() == 3 and tuple(x.shape) == (c, h, w):
-            raise ValueError(f"{name} got one image of shape {tuple(x.shape)}; add a batch dimension: x.unsqueeze(0)")
+            raise ValueError(
+                f"{name} got one image of shape {tuple(x.shape)}; add a batch dimension: x.unsqueeze(0)"
+            )
         if x.dim() != 4:
-            raise ValueError(f"{name} expects a batch of shape (N, {c}, {h}, {w}), got a {x.dim()}-D tensor {tuple(x.shape)}")
+            raise ValueError(
+                f"{name} expects a batch of shape (N, {c}, {h}, {w}), got a {x.dim()}-D tensor {tuple(x.shape)}"
+            )
         if x.shape[1] != c:
             raise ValueError(
                 f"{name} expects {c} input channel(s), got {x.shape[1]} (input shape {tuple(x.shape)}); "
@@ -156,7 +173,9 @@ class LeNet5(nn.Module):
                 if x.shape[2] == x.shape[3] and x.shape[2] in (28, 32)
                 else f"resize or pad the images to {h}x{w}"
             )
-            raise ValueError(f"{name} expects {h}x{w} images, got {x.shape[2]}x{x.shape[3]}; {hint}")
+            raise ValueError(
+                f"{name} expects {h}x{w} images, got {x.shape[2]}x{x.shape[3]}; {hint}"
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
@@ -167,7 +186,9 @@ class LeNet5(nn.Module):
         return f"variant={self.variant!r}, input={self.expected_shape}, num_classes={self.num_classes}{bn}"
 
 
-def activations(model: nn.Module, x: torch.Tensor, names: tuple[str, ...] | None = None) -> "OrderedDict[str, torch.Tensor]":
+def activations(
+    model: nn.Module, x: torch.Tensor, names: tuple[str, ...] | None = None
+) -> "OrderedDict[str, torch.Tensor]":
     """Run ``x`` through ``model`` and return each named layer's output, in execution order.
 
     ``names`` picks layers by their own name (``("C1", "S2")``); by default every leaf
@@ -177,10 +198,16 @@ def activations(model: nn.Module, x: torch.Tensor, names: tuple[str, ...] | None
     handles = []
     for full_name, module in model.named_modules():
         short = full_name.split(".")[-1]
-        if not full_name or list(module.children()) or (names is not None and short not in names):
+        if (
+            not full_name
+            or list(module.children())
+            or (names is not None and short not in names)
+        ):
             continue
         handles.append(
-            module.register_forward_hook(lambda m, i, o, key=short: outputs.__setitem__(key, o.detach()))
+            module.register_forward_hook(
+                lambda m, i, o, key=short: outputs.__setitem__(key, o.detach())
+            )
         )
     try:
         with torch.no_grad():
@@ -199,33 +226,156 @@ def activations(model: nn.Module, x: torch.Tensor, names: tuple[str, ...] | None
 #: output units (``X`` = +1, ``.`` = -1). Drawn in the style of the paper's Fig. 3, which
 #: shows such stylised characters; the exact pixels of that figure are not reproduced.
 DIGIT_BITMAPS: tuple[tuple[str, ...], ...] = (
-    (".......", "..XXX..", ".X...X.", "X.....X", "X.....X", "X.....X",
-     "X.....X", "X.....X", "X.....X", ".X...X.", "..XXX..", "......."),
-    (".......", "...X...", "..XX...", ".X.X...", "...X...", "...X...",
-     "...X...", "...X...", "...X...", "...X...", ".XXXXX.", "......."),
-    (".......", "..XXX..", ".X...X.", "X.....X", "......X", ".....X.",
-     "....X..", "...X...", "..X....", ".X.....", "XXXXXXX", "......."),
-    (".......", ".XXXXX.", "X.....X", "......X", "......X", "..XXXX.",
-     "......X", "......X", "......X", "X.....X", ".XXXXX.", "......."),
-    (".......", "....XX.", "...X.X.", "..X..X.", ".X...X.", "X....X.",
-     "XXXXXXX", ".....X.", ".....X.", ".....X.", ".....X.", "......."),
-    (".......", "XXXXXXX", "X......", "X......", "XXXXXX.", "......X",
-     "......X", "......X", "......X", "X.....X", ".XXXXX.", "......."),
-    (".......", "..XXXX.", ".X.....", "X......", "X......", "XXXXXX.",
-     "X.....X", "X.....X", "X.....X", "X.....X", ".XXXXX.", "......."),
-    (".......", "XXXXXXX", "......X", ".....X.", "....X..", "...X...",
-     "...X...", "..X....", "..X....", "..X....", "..X....", "......."),
-    (".......", ".XXXXX.", "X.....X", "X.....X", "X.....X", ".XXXXX.",
-     "X.....X", "X.....X", "X.....X", "X.....X", ".XXXXX.", "......."),
-    (".......", ".XXXXX.", "X.....X", "X.....X", "X.....X", "X.....X",
-     ".XXXXXX", "......X", "......X", ".....X.", ".XXXX..", "......."),
+    (
+        ".......",
+        "..XXX..",
+        ".X...X.",
+        "X.....X",
+        "X.....X",
+        "X.....X",
+        "X.....X",
+        "X.....X",
+        "X.....X",
+        ".X...X.",
+        "..XXX..",
+        ".......",
+    ),
+    (
+        ".......",
+        "...X...",
+        "..XX...",
+        ".X.X...",
+        "...X...",
+        "...X...",
+        "...X...",
+        "...X...",
+        "...X...",
+        "...X...",
+        ".XXXXX.",
+        ".......",
+    ),
+    (
+        ".......",
+        "..XXX..",
+        ".X...X.",
+        "X.....X",
+        "......X",
+        ".....X.",
+        "....X..",
+        "...X...",
+        "..X....",
+        ".X.....",
+        "XXXXXXX",
+        ".......",
+    ),
+    (
+        ".......",
+        ".XXXXX.",
+        "X.....X",
+        "......X",
+        "......X",
+        "..XXXX.",
+        "......X",
+        "......X",
+        "......X",
+        "X.....X",
+        ".XXXXX.",
+        ".......",
+    ),
+    (
+        ".......",
+        "....XX.",
+        "...X.X.",
+        "..X..X.",
+        ".X...X.",
+        "X....X.",
+        "XXXXXXX",
+        ".....X.",
+        ".....X.",
+        ".....X.",
+        ".....X.",
+        ".......",
+    ),
+    (
+        ".......",
+        "XXXXXXX",
+        "X......",
+        "X......",
+        "XXXXXX.",
+        "......X",
+        "......X",
+        "......X",
+        "......X",
+        "X.....X",
+        ".XXXXX.",
+        ".......",
+    ),
+    (
+        ".......",
+        "..XXXX.",
+        ".X.....",
+        "X......",
+        "X......",
+        "XXXXXX.",
+        "X.....X",
+        "X.....X",
+        "X.....X",
+        "X.....X",
+        ".XXXXX.",
+        ".......",
+    ),
+    (
+        ".......",
+        "XXXXXXX",
+        "......X",
+        ".....X.",
+        "....X..",
+        "...X...",
+        "...X...",
+        "..X....",
+        "..X....",
+        "..X....",
+        "..X....",
+        ".......",
+    ),
+    (
+        ".......",
+        ".XXXXX.",
+        "X.....X",
+        "X.....X",
+        "X.....X",
+        ".XXXXX.",
+        "X.....X",
+        "X.....X",
+        "X.....X",
+        "X.....X",
+        ".XXXXX.",
+        ".......",
+    ),
+    (
+        ".......",
+        ".XXXXX.",
+        "X.....X",
+        "X.....X",
+        "X.....X",
+        "X.....X",
+        ".XXXXXX",
+        "......X",
+        "......X",
+        ".....X.",
+        ".XXXX..",
+        ".......",
+    ),
 )
 
 
 def digit_prototypes() -> torch.Tensor:
     """The bitmaps as a (10, 84) tensor of +1/-1, row-major (12 rows of 7)."""
     return torch.tensor(
-        [[1.0 if ch == "X" else -1.0 for row in bitmap for ch in row] for bitmap in DIGIT_BITMAPS]
+        [
+            [1.0 if ch == "X" else -1.0 for row in bitmap for ch in row]
+            for bitmap in DIGIT_BITMAPS
+        ]
     )
 
 
@@ -233,7 +383,9 @@ def input_1998(images: torch.Tensor) -> torch.Tensor:
     """The paper's input: 28x28 ``uint8`` digits centred in a 32x32 field, scaled so the
     background (white) is -0.1 and the foreground (black) is 1.175."""
     if images.dtype != torch.uint8:
-        raise ValueError(f"input_1998 expects uint8 images (0..255), got {images.dtype}")
+        raise ValueError(
+            f"input_1998 expects uint8 images (0..255), got {images.dtype}"
+        )
     x = images.float() / 255 * 1.275 - 0.1
     if x.shape[-1] == 28:
         x = nn.functional.pad(x, (2, 2, 2, 2), value=-0.1)
@@ -262,7 +414,10 @@ class Subsampling(nn.Module):
 
     def lenet_counts(self, in_shape, out_shape) -> tuple[int, int]:
         units = out_shape[1] * out_shape[2] * out_shape[3]
-        return units * 5, units  # 4 inputs + bias per unit; one weight multiply per unit
+        return (
+            units * 5,
+            units,
+        )  # 4 inputs + bias per unit; one weight multiply per unit
 
 
 class SparseConv2d(nn.Module):
@@ -273,10 +428,16 @@ class SparseConv2d(nn.Module):
     into a dense (out, in, k, k) kernel, zeros elsewhere, and runs an ordinary convolution.
     """
 
-    def __init__(self, table: tuple[tuple[int, ...], ...], in_channels: int, kernel_size: int) -> None:
+    def __init__(
+        self, table: tuple[tuple[int, ...], ...], in_channels: int, kernel_size: int
+    ) -> None:
         super().__init__()
         self.table = table
-        self.in_channels, self.out_channels, self.kernel_size = in_channels, len(table), kernel_size
+        self.in_channels, self.out_channels, self.kernel_size = (
+            in_channels,
+            len(table),
+            kernel_size,
+        )
         outs = [j for j, inputs in enumerate(table) for _ in inputs]
         ins = [i for inputs in table for i in inputs]
         self.register_buffer("out_index", torch.tensor(outs), persistent=False)
@@ -316,7 +477,9 @@ class EuclideanRBF(nn.Module):
         return self.prototypes.numel(), self.prototypes.numel()
 
 
-def rbf_map_loss(scores: torch.Tensor, labels: torch.Tensor, j: float = 1.0, reduction: str = "mean") -> torch.Tensor:
+def rbf_map_loss(
+    scores: torch.Tensor, labels: torch.Tensor, j: float = 1.0, reduction: str = "mean"
+) -> torch.Tensor:
     """The paper's MAP criterion (eq. 9) on ``scores = -y``:
     ``y_D + log(exp(-j) + sum_i exp(-y_i))``.
 
@@ -325,7 +488,9 @@ def rbf_map_loss(scores: torch.Tensor, labels: torch.Tensor, j: float = 1.0, red
     keeps penalties that are already large from being pushed further.
     """
     rubbish = scores.new_full((scores.shape[0], 1), -j)
-    return nn.functional.cross_entropy(torch.cat([scores, rubbish], dim=1), labels, reduction=reduction)
+    return nn.functional.cross_entropy(
+        torch.cat([scores, rubbish], dim=1), labels, reduction=reduction
+    )
 
 
 class LeNet1998(nn.Module):
@@ -372,9 +537,13 @@ class LeNet1998(nn.Module):
             nn.init.uniform_(layer.weight, -2.4 / fan_in, 2.4 / fan_in)
             nn.init.uniform_(layer.bias, -2.4 / fan_in, 2.4 / fan_in)
         c3 = f.C3
-        fan = torch.tensor([len(c3.table[j]) * 25 for j in c3.out_index.tolist()], dtype=torch.float32)
+        fan = torch.tensor(
+            [len(c3.table[j]) * 25 for j in c3.out_index.tolist()], dtype=torch.float32
+        )
         c3.weight.uniform_(-1, 1).mul_((2.4 / fan).view(-1, 1, 1))
-        c3.bias.uniform_(-1, 1).mul_(torch.tensor([2.4 / (len(t) * 25) for t in c3.table]))
+        c3.bias.uniform_(-1, 1).mul_(
+            torch.tensor([2.4 / (len(t) * 25) for t in c3.table])
+        )
         for s in (f.S2, f.S4):
             nn.init.uniform_(s.coefficient, -2.4 / 4, 2.4 / 4)
             nn.init.uniform_(s.bias, -2.4 / 4, 2.4 / 4)

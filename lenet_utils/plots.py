@@ -45,7 +45,9 @@ def show_images(
         images = images[:, 0]
     n = images.shape[0]
     nrows, ncols = _grid(n, ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.5), squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(size * ncols, size * nrows + 0.5), squeeze=False
+    )
     for i, ax in enumerate(axes.flat):
         ax.set_xticks([])
         ax.set_yticks([])
@@ -81,7 +83,9 @@ def show_feature_maps(
         maps = maps[0]
     c, h, w = maps.shape
     nrows, ncols = _grid(c, ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.6), squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(size * ncols, size * nrows + 0.6), squeeze=False
+    )
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < c:
@@ -109,9 +113,27 @@ def plot_history(
     for name, history in histories.items():
         df = history.frame()
         (line,) = ax_loss.plot(df.index, df["train_loss"], label=f"{name}: train")
-        ax_loss.plot(df.index, df["test_loss"], "--", color=line.get_color(), label=f"{name}: test")
-        ax_acc.plot(df.index, df["train_top1"], color=line.get_color(), alpha=0.5, label=f"{name}: train top-1")
-        ax_acc.plot(df.index, df[f"test_{topk}"], "--", color=line.get_color(), label=f"{name}: test {topk.replace('top', 'top-')}")
+        ax_loss.plot(
+            df.index,
+            df["test_loss"],
+            "--",
+            color=line.get_color(),
+            label=f"{name}: test",
+        )
+        ax_acc.plot(
+            df.index,
+            df["train_top1"],
+            color=line.get_color(),
+            alpha=0.5,
+            label=f"{name}: train top-1",
+        )
+        ax_acc.plot(
+            df.index,
+            df[f"test_{topk}"],
+            "--",
+            color=line.get_color(),
+            label=f"{name}: test {topk.replace('top', 'top-')}",
+        )
     ax_loss.set(title="Loss", xlabel="epoch", ylabel=loss_label)
     ax_acc.set(title="Accuracy", xlabel="epoch", ylabel="accuracy (%)")
     if acc_ylim is not None:
@@ -124,13 +146,19 @@ def plot_history(
     return fig
 
 
-def confusion_matrix(preds: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+def confusion_matrix(
+    preds: torch.Tensor, labels: torch.Tensor, num_classes: int
+) -> torch.Tensor:
     """Counts: rows are true classes, columns predicted classes."""
     idx = labels.long() * num_classes + preds.long()
-    return torch.bincount(idx, minlength=num_classes**2).reshape(num_classes, num_classes)
+    return torch.bincount(idx, minlength=num_classes**2).reshape(
+        num_classes, num_classes
+    )
 
 
-def plot_confusion(cm: torch.Tensor, classes: Sequence[str], *, title: str, annotate: bool = True) -> plt.Figure:
+def plot_confusion(
+    cm: torch.Tensor, classes: Sequence[str], *, title: str, annotate: bool = True
+) -> plt.Figure:
     """Confusion matrix as an image, row-normalised colours, raw counts written in each cell."""
     n = len(classes)
     rates = cm.float() / cm.sum(1, keepdim=True).clamp(min=1)
@@ -140,8 +168,15 @@ def plot_confusion(cm: torch.Tensor, classes: Sequence[str], *, title: str, anno
         for i in range(n):
             for j in range(n):
                 if cm[i, j]:
-                    ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7,
-                            color="white" if rates[i, j] > 0.5 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        int(cm[i, j]),
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="white" if rates[i, j] > 0.5 else "black",
+                    )
     ax.set_xticks(range(n), classes, rotation=45, ha="right")
     ax.set_yticks(range(n), classes)
     ax.set(xlabel="predicted class", ylabel="true class", title=title)
@@ -163,18 +198,33 @@ def show_misclassified(
     """A gallery of the first ``n`` errors, captioned "true -> predicted"."""
     wrong = (preds != labels).nonzero().flatten()[:n]
     captions = [f"{classes[labels[i]]} → {classes[preds[i]]}" for i in wrong.tolist()]
-    return show_images(images[wrong], captions, suptitle=f"{title} ({len(wrong)} shown, true → predicted)", ncols=ncols)
+    return show_images(
+        images[wrong],
+        captions,
+        suptitle=f"{title} ({len(wrong)} shown, true → predicted)",
+        ncols=ncols,
+    )
 
 
-def show_filters(weight: torch.Tensor, *, title: str, ncols: int | None = None) -> plt.Figure:
+def show_filters(
+    weight: torch.Tensor, *, title: str, ncols: int | None = None
+) -> plt.Figure:
     """Learned kernels of a convolution (out, in, k, k): grey for one input channel, colour for three."""
     w = weight.detach().cpu().float()
     if w.shape[1] == 3:
-        return show_images(w, [f"kernel {i}" for i in range(w.shape[0])], suptitle=title, ncols=ncols, size=1.3)
+        return show_images(
+            w,
+            [f"kernel {i}" for i in range(w.shape[0])],
+            suptitle=title,
+            ncols=ncols,
+            size=1.3,
+        )
     w = w[:, 0]
     lim = w.abs().max().item()
     nrows, ncols = _grid(w.shape[0], ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.3 * ncols, 1.3 * nrows + 0.6), squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(1.3 * ncols, 1.3 * nrows + 0.6), squeeze=False
+    )
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < w.shape[0]:

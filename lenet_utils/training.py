@@ -65,7 +65,9 @@ class History:
         return self.epochs[-1]
 
 
-def accuracy(logits: torch.Tensor, labels: torch.Tensor, topk: Sequence[int] = (1,)) -> list[float]:
+def accuracy(
+    logits: torch.Tensor, labels: torch.Tensor, topk: Sequence[int] = (1,)
+) -> list[float]:
     """Number of correct predictions (not a rate) for each k in ``topk``."""
     k = min(max(topk), logits.shape[1])
     top = logits.topk(k, dim=1).indices
@@ -107,8 +109,12 @@ def evaluate(
         with _autocast(device, amp):
             logits = model(x)
             if flip_tta:
-                probs = (logits.float().softmax(1) + model(x.flip(-1)).float().softmax(1)) / 2
-                logits = probs.clamp_min(1e-12).log()  # log-probabilities: cross-entropy stays meaningful
+                probs = (
+                    logits.float().softmax(1) + model(x.flip(-1)).float().softmax(1)
+                ) / 2
+                logits = probs.clamp_min(
+                    1e-12
+                ).log()  # log-probabilities: cross-entropy stays meaningful
         loss_sum += loss_fn(logits.float(), y, reduction="sum").item()
         hits = accuracy(logits, y, _topk_for(logits.shape[1]))
         correct = hits if correct is None else [a + b for a, b in zip(correct, hits)]
@@ -122,7 +128,9 @@ def evaluate(
 
 
 @torch.no_grad()
-def predict(model: nn.Module, batches: Batches, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def predict(
+    model: nn.Module, batches: Batches, device: torch.device | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Predicted classes and true labels for every sample, on the CPU."""
     device = device or next(model.parameters()).device
     model.eval()
@@ -135,11 +143,24 @@ def predict(model: nn.Module, batches: Batches, device: torch.device | None = No
 
 
 def sgd_one_cycle(
-    model: nn.Module, *, lr: float, epochs: int, steps_per_epoch: int, weight_decay: float = 5e-4
+    model: nn.Module,
+    *,
+    lr: float,
+    epochs: int,
+    steps_per_epoch: int,
+    weight_decay: float = 5e-4,
 ) -> tuple[torch.optim.SGD, torch.optim.lr_scheduler.OneCycleLR]:
     """The course's recipe: SGD with Nesterov momentum 0.9 and a one-cycle schedule peaking at ``lr``."""
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch)
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=lr,
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=weight_decay,
+    )
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch
+    )
     return optimizer, scheduler
 
 
@@ -155,7 +176,9 @@ def _atomic_save(obj, path: Path) -> None:
         raise
 
 
-def save_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer, scheduler, history: History) -> None:
+def save_checkpoint(
+    path: str | os.PathLike, model: nn.Module, optimizer, scheduler, history: History
+) -> None:
     """Save everything needed to resume after the last finished epoch (written atomically)."""
     _atomic_save(
         {
@@ -169,12 +192,16 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer, schedu
     )
 
 
-def load_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer=None, scheduler=None) -> History:
+def load_checkpoint(
+    path: str | os.PathLike, model: nn.Module, optimizer=None, scheduler=None
+) -> History:
     """Restore a checkpoint written by :func:`save_checkpoint`; returns its history."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
-    except Exception as err:  # unreadable, truncated, not a checkpoint, or another model's
+    except (
+        Exception
+    ) as err:  # unreadable, truncated, not a checkpoint, or another model's
         raise ValueError(
             f"checkpoint {path} could not be loaded ({type(err).__name__}: {err}); "
             "delete it to start from scratch, or pass the model it was saved from"
@@ -213,13 +240,22 @@ def fit(
     if checkpoint is not None and Path(checkpoint).exists():
         history = load_checkpoint(checkpoint, model, optimizer, scheduler)
         print(f"resumed from {checkpoint} after epoch {len(history.epochs)}")
-    scaler = torch.amp.GradScaler("cuda", enabled=amp and device.type == "cuda" and not torch.cuda.is_bf16_supported())
+    scaler = torch.amp.GradScaler(
+        "cuda",
+        enabled=amp and device.type == "cuda" and not torch.cuda.is_bf16_supported(),
+    )
     bar = tqdm(range(len(history.epochs), epochs), desc="epochs", disable=not progress)
     for epoch in bar:
         model.train()
         start = time.perf_counter()
         seen, loss_sum, correct = 0, 0.0, 0
-        for x, y in tqdm(train, desc=f"epoch {epoch + 1}", leave=False, mininterval=2.0, disable=not progress):
+        for x, y in tqdm(
+            train,
+            desc=f"epoch {epoch + 1}",
+            leave=False,
+            mininterval=2.0,
+            disable=not progress,
+        ):
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             with _autocast(device, amp):
                 logits = model(x)
@@ -269,14 +305,19 @@ def git_commit() -> str:
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--short=12", "HEAD"],
-            capture_output=True, text=True, cwd=Path(__file__).parent, timeout=10,
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            timeout=10,
         )
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
 
-def save_record(name: str, fields: dict, device: torch.device, extra: dict | None = None) -> Path:
+def save_record(
+    name: str, fields: dict, device: torch.device, extra: dict | None = None
+) -> Path:
     """Write ``results/<name>.json``: ``fields``, then where it ran (device, torch, commit, date),
     then ``extra``; written to a temporary file and renamed, so a record is never half-written."""
     record = {
@@ -328,8 +369,13 @@ def record_result(
         "top5": None if top5 is None else round(float(top5), 2),
         "train_seconds": round(float(train_seconds), 1),
     }
-    slug = "__".join(s.lower().replace(" ", "-").replace("/", "-") for s in (chapter, dataset, model))
+    slug = "__".join(
+        s.lower().replace(" ", "-").replace("/", "-") for s in (chapter, dataset, model)
+    )
     path = save_record(slug, fields, device, extra)
     record = json.loads(path.read_text())
-    print(f"recorded {path.name}: top-1 {record['top1']}%" + (f", top-5 {record['top5']}%" if top5 is not None else ""))
+    print(
+        f"recorded {path.name}: top-1 {record['top1']}%"
+        + (f", top-5 {record['top5']}%" if top5 is not None else "")
+    )
     return path

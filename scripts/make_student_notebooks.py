@@ -30,11 +30,15 @@ def check(nb: nbformat.NotebookNode, name: str) -> list[str]:
         exercises += EXERCISE.findall(cell.source)
         found = SOLUTION.findall(cell.source)
         if found and "solution" not in cell.metadata.get("tags", []):
-            problems.append(f"{name}: the solution to {found[0]} is not in a cell tagged 'solution'")
+            problems.append(
+                f"{name}: the solution to {found[0]} is not in a cell tagged 'solution'"
+            )
         solutions += found
     for label in exercises:
         if solutions.count(label) != 1:
-            problems.append(f"{name}: exercise {label} has {solutions.count(label)} solutions, expected 1")
+            problems.append(
+                f"{name}: exercise {label} has {solutions.count(label)} solutions, expected 1"
+            )
     for label in set(solutions) - set(exercises):
         problems.append(f"{name}: solution {label} has no exercise")
     if len(exercises) < 3:
@@ -54,14 +58,18 @@ def student_version(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/*.ipynb")
+    parser.add_argument(
+        "notebooks", nargs="*", type=Path, help="default: notebooks/*.ipynb"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "_build" / "student")
     args = parser.parse_args(argv)
     paths = args.notebooks or sorted((ROOT / "notebooks").glob("*.ipynb"))
     books = {p: nbformat.read(p, as_version=4) for p in paths}
     problems = [msg for p, nb in books.items() for msg in check(nb, p.name)]
     if problems:
-        print("no student notebooks written:\n  " + "\n  ".join(problems), file=sys.stderr)
+        print(
+            "no student notebooks written:\n  " + "\n  ".join(problems), file=sys.stderr
+        )
         return 1
     args.out.mkdir(parents=True, exist_ok=True)
     for path, nb in books.items():

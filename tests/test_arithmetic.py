@@ -59,7 +59,10 @@ def test_c3_table_structure_matches_paper_text():
     assert sizes == [3] * 6 + [4] * 9 + [6]
 
     def contiguous(maps):  # contiguous modulo 6 (wrap-around)
-        return any(set(maps) == {(start + k) % 6 for k in range(len(maps))} for start in range(6))
+        return any(
+            set(maps) == {(start + k) % 6 for k in range(len(maps))}
+            for start in range(6)
+        )
 
     assert all(contiguous(t) for t in C3_TABLE[:12])
     assert not any(contiguous(t) for t in C3_TABLE[12:15])
@@ -74,7 +77,9 @@ def test_full_c3_is_the_tutorials_2416():
 
 
 def test_simple_form_matches_general_form():
-    for w, f, p, s in itertools.product(range(5, 40), (1, 2, 3, 5), (0, 1, 2), (1, 2, 3)):
+    for w, f, p, s in itertools.product(
+        range(5, 40), (1, 2, 3, 5), (0, 1, 2), (1, 2, 3)
+    ):
         if w + 2 * p < f or (w - f + 2 * p) % s:
             continue
         assert ar.simple_output_size(w, f, p, s) == ar.output_size(w, f, s, p)
@@ -110,24 +115,37 @@ def test_conv_output_size_matches_torch(size, kernel, stride, padding, dilation)
 
 
 @pytest.mark.parametrize("ceil_mode", [False, True])
-@pytest.mark.parametrize("size,kernel,stride,padding", [(28, 2, 2, 0), (11, 3, 2, 1), (10, 3, None, 0), (15, 4, 3, 2)])
+@pytest.mark.parametrize(
+    "size,kernel,stride,padding",
+    [(28, 2, 2, 0), (11, 3, 2, 1), (10, 3, None, 0), (15, 4, 3, 2)],
+)
 def test_pool_output_size_matches_torch(size, kernel, stride, padding, ceil_mode):
     for pool in (nn.MaxPool2d, nn.AvgPool2d):
         layer = pool(kernel, stride=stride, padding=padding, ceil_mode=ceil_mode)
         got = layer(torch.zeros(1, 1, size, size)).shape[-1]
-        assert got == ar.pool_output_size(size, kernel, stride, padding, ceil_mode=ceil_mode)
+        assert got == ar.pool_output_size(
+            size, kernel, stride, padding, ceil_mode=ceil_mode
+        )
 
 
 @pytest.mark.parametrize(
     "args,kwargs,message",
     [
-        ((28, 30), {}, r"C9: a kernel spanning 30 pixels does not fit the padded input height 28"),
+        (
+            (28, 30),
+            {},
+            r"C9: a kernel spanning 30 pixels does not fit the padded input height 28",
+        ),
         ((28, 5, 0), {}, r"C9: stride must be positive, got 0"),
         ((-4, 3), {}, r"C9: input height must be positive, got -4"),
         ((28, 5, 1, -1), {}, r"C9: padding cannot be negative, got -1"),
         ((28, 0), {}, r"C9: kernel height must be positive, got 0"),
         ((28, 3, 1, 0, 0), {}, r"C9: dilation must be positive, got 0"),
-        (((28, 6), (5, 7)), {}, r"C9: a kernel spanning 7 pixels does not fit the padded input width 6"),
+        (
+            ((28, 6), (5, 7)),
+            {},
+            r"C9: a kernel spanning 7 pixels does not fit the padded input width 6",
+        ),
     ],
 )
 def test_impossible_layers_raise_with_name_and_numbers(args, kwargs, message):
@@ -148,22 +166,37 @@ def test_macs_total_is_about_042_million():
     rows = ar.layer_table(LeNet5(), (1, 1, 32, 32))
     assert sum(r.macs for r in rows) == 416_520
     by = {r.layer: r for r in rows}
-    assert by["C1"].macs == 117_600 and by["C3"].macs == 240_000 and by["C5"].macs == 48_000
+    assert (
+        by["C1"].macs == 117_600
+        and by["C3"].macs == 240_000
+        and by["C5"].macs == 48_000
+    )
 
 
 @pytest.mark.parametrize("variant", ["modern", "classic"])
 @pytest.mark.parametrize("input_size", [28, 32])
 def test_layer_table_of_the_model(variant, input_size):
-    rows = ar.layer_table(LeNet5(variant, input_size=input_size), (2, 1, input_size, input_size))
+    rows = ar.layer_table(
+        LeNet5(variant, input_size=input_size), (2, 1, input_size, input_size)
+    )
     by = {r.layer: r for r in rows}
     assert [r.layer for r in rows] == ["C1", "S2", "C3", "S4", "C5", "F6", "output"]
     # Layers whose wiring matches the paper reproduce its figures exactly.
     for name in ("C1", "C5", "F6"):
         assert (by[name].params, by[name].connections) == PAPER[name]
     assert (by["C3"].params, by["C3"].connections) == (2_416, 241_600)  # dense C3
-    assert by["S2"].params == 0 and by["S2"].connections == 6 * 14 * 14 * 4  # no bias link
-    assert by["C1"].output_shape == (2, 6, 28, 28) and by["C5"].output_shape == (2, 120, 1, 1)
-    assert sum(r.params for r in rows) == sum(p.numel() for p in LeNet5(variant).parameters())
+    assert (
+        by["S2"].params == 0 and by["S2"].connections == 6 * 14 * 14 * 4
+    )  # no bias link
+    assert by["C1"].output_shape == (2, 6, 28, 28) and by["C5"].output_shape == (
+        2,
+        120,
+        1,
+        1,
+    )
+    assert sum(r.params for r in rows) == sum(
+        p.numel() for p in LeNet5(variant).parameters()
+    )
 
 
 def test_layer_table_accepts_a_layer_list_and_self_counting_modules():
@@ -178,8 +211,14 @@ def test_layer_table_accepts_a_layer_list_and_self_counting_modules():
         def lenet_counts(self, in_shape, out_shape):
             return 7, 11
 
-    rows = ar.layer_table([("A1", nn.Conv2d(1, 1, 3)), ("B2", Sparse()), ("flat", nn.Flatten())], (1, 1, 8, 8))
-    assert [(r.layer, r.connections, r.macs) for r in rows] == [("A1", 10 * 36, 9 * 36), ("B2", 7, 11)]
+    rows = ar.layer_table(
+        [("A1", nn.Conv2d(1, 1, 3)), ("B2", Sparse()), ("flat", nn.Flatten())],
+        (1, 1, 8, 8),
+    )
+    assert [(r.layer, r.connections, r.macs) for r in rows] == [
+        ("A1", 10 * 36, 9 * 36),
+        ("B2", 7, 11),
+    ]
     assert rows[1].params == 2 * 9 + 2  # its children's parameters, counted once
     text = ar.format_table(rows)
     assert text.splitlines()[2].split()[:2] == ["A1", "Conv2d"]

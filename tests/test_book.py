@@ -20,19 +20,32 @@ def test_toc_lists_every_notebook():
 def test_notebook_is_stored_executed_without_errors(nb):
     cells = json.loads(nb.read_text())["cells"]
     code = [c for c in cells if c["cell_type"] == "code" and c["source"]]
-    assert all(c["execution_count"] is not None for c in code), f"{nb.name} has unexecuted cells"
+    assert all(c["execution_count"] is not None for c in code), (
+        f"{nb.name} has unexecuted cells"
+    )
     errors = [o for c in code for o in c["outputs"] if o["output_type"] == "error"]
     assert not errors, f"{nb.name} stores error outputs: {[e['ename'] for e in errors]}"
     first = "".join(code[0]["source"])
     assert "google.colab" in first and "%pip install" in first and "setup()" in first, (
-        "first code cell must install lenet_utils in Colab and print the hardware")
-    assert "torch" not in first.split("%pip install", 1)[1].split("\n", 1)[0], "never reinstall torch over Colab's"
+        "first code cell must install lenet_utils in Colab and print the hardware"
+    )
+    assert "torch" not in first.split("%pip install", 1)[1].split("\n", 1)[0], (
+        "never reinstall torch over Colab's"
+    )
     hw = "".join("".join(o.get("text", "")) for o in code[0]["outputs"])
-    assert hw.startswith("Hardware: "), f"{nb.name}: first cell must print the hardware line"
-    text = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
-    assert "**Time:**" in text and "**Prerequisites:**" in text, f"{nb.name}: state goals, prerequisites and time"
+    assert hw.startswith("Hardware: "), (
+        f"{nb.name}: first cell must print the hardware line"
+    )
+    text = "\n".join(
+        "".join(c["source"]) for c in cells if c["cell_type"] == "markdown"
+    )
+    assert "**Time:**" in text and "**Prerequisites:**" in text, (
+        f"{nb.name}: state goals, prerequisites and time"
+    )
     assert text.count("{exercise}") >= 3, f"{nb.name}: needs at least three exercises"
-    assert text.count("{exercise}") == text.count("{solution}"), f"{nb.name}: every exercise needs a solution"
+    assert text.count("{exercise}") == text.count("{solution}"), (
+        f"{nb.name}: every exercise needs a solution"
+    )
 
 
 def test_book_builds_and_renders_stored_outputs(built_book):
@@ -40,8 +53,12 @@ def test_book_builds_and_renders_stored_outputs(built_book):
     for nb in NOTEBOOKS:
         page = (built_book / "notebooks" / f"{nb.stem}.html").read_text()
         assert "Hardware: " in page, f"{nb.stem}: stored outputs are not rendered"
-        assert "data:image/png" in page or "_images/" in page, f"{nb.stem}: figures are missing"
-        assert "solution" in page and "dropdown" in page, f"{nb.stem}: solutions are not hidden dropdowns"
+        assert "data:image/png" in page or "_images/" in page, (
+            f"{nb.stem}: figures are missing"
+        )
+        assert "solution" in page and "dropdown" in page, (
+            f"{nb.stem}: solutions are not hidden dropdowns"
+        )
 
 
 def test_book_renders_math_and_citations(built_book):
@@ -57,13 +74,19 @@ def test_results_page_is_a_table_of_every_record(built_book):
     import re
 
     page = html_lib.unescape((built_book / "book" / "results.html").read_text())
-    assert ".. list-table" not in page and page.count("<table") >= 2  # the runs and the benchmark
+    assert (
+        ".. list-table" not in page and page.count("<table") >= 2
+    )  # the runs and the benchmark
     cells = re.findall(r"<td[^>]*>(.*?)</td>", page, flags=re.S)
     text = " | ".join(re.sub(r"<[^>]+>", "", c).strip() for c in cells)
     for path in sorted((ROOT / "results").glob("*.json")):
         record = json.loads(path.read_text())
         if record.get("kind") == "bench":
             for rung in record["rungs"]:
-                assert f"{rung['images_per_s']:,.0f}" in text, f"{path.name}: {rung['rung']} missing"
+                assert f"{rung['images_per_s']:,.0f}" in text, (
+                    f"{path.name}: {rung['rung']} missing"
+                )
         else:
-            assert f"{record['top1']:.2f}" in text and record["model"] in text, f"{path.name} missing"
+            assert f"{record['top1']:.2f}" in text and record["model"] in text, (
+                f"{path.name} missing"
+            )

@@ -9,23 +9,17 @@ MathJax named by ``BOOK_MATHJAX_STATIC``. Without them the test is skipped, unle
 ``LENET_REQUIRE_BROWSER=1`` (set by CI), where a missing piece is a failure.
 """
 
-import functools
-import http.server
-import os
 import re
-import shutil
-import threading
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "_build" / "browser-check"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-DRIVER = shutil.which("chromedriver")
 
-RAW_TEX = re.compile(r"\$\$|\\\(|\\\[|\\(?:frac|lfloor|rfloor|sum|times|mathrm|text|cdot|underbrace|tanh|log)\b")
+RAW_TEX = re.compile(
+    r"\$\$|\\\(|\\\[|\\(?:frac|lfloor|rfloor|sum|times|mathrm|text|cdot|underbrace|tanh|log)\b"
+)
 
 VISIBLE_TEXT = """
 const clone = document.querySelector('main, .bd-article, body').cloneNode(true);
@@ -48,52 +42,11 @@ if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
 """
 
 
-def require(condition: bool, what: str) -> None:
-    if not condition:
-        if os.environ.get("LENET_REQUIRE_BROWSER"):
-            pytest.fail(f"browser check cannot run: {what}")
-        pytest.skip(f"browser check skipped: {what}")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    require(CHROMIUM is not None and DRIVER is not None, "chromium and chromedriver are not installed")
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        require(False, "selenium is not installed")
-    require(bool(os.environ.get("BOOK_MATHJAX_STATIC")), "BOOK_MATHJAX_STATIC (a local MathJax) is not set")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1280,1400"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
-    driver.set_script_timeout(60)
-    yield driver
-    driver.quit()
-
-
-@pytest.fixture(scope="module")
-def server(built_book):
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args) -> None:  # keep the test output readable
-            pass
-
-    handler = functools.partial(Quiet, directory=str(built_book))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-
-
 def pages(html: Path) -> list[Path]:
     skip = ("_static", "_sources", "_images", "_sphinx_design_static")
-    return sorted(p for p in html.rglob("*.html") if not p.relative_to(html).parts[0] in skip)
+    return sorted(
+        p for p in html.rglob("*.html") if not p.relative_to(html).parts[0] in skip
+    )
 
 
 def link_problem(url: str, base: str, html: Path, ids: dict) -> str | None:
@@ -108,19 +61,21 @@ def link_problem(url: str, base: str, html: Path, ids: dict) -> str | None:
         return f"missing target {parts.path}"
     if parts.fragment and path.suffix == ".html":
         if path not in ids:
-            ids[path] = set(re.findall(r'\sid="([^"]+)"', path.read_text(errors="replace")))
+            ids[path] = set(
+                re.findall(r'\sid="([^"]+)"', path.read_text(errors="replace"))
+            )
         if unquote(parts.fragment) not in ids[path]:
             return f"missing anchor #{parts.fragment} in {parts.path}"
     return None
 
 
-def test_every_page_in_a_real_browser(browser, server, built_book):
+def test_every_page_in_a_real_browser(browser, book_server, built_book):
     html = built_book
     SHOTS.mkdir(parents=True, exist_ok=True)
     problems, ids, checked = [], {}, 0
     for page in pages(html):
         rel = page.relative_to(html).as_posix()
-        browser.get(f"{server}/{rel}")
+        browser.get(f"{book_server}/{rel}")
         state = browser.execute_async_script(WAIT_MATHJAX)
         if state.startswith("error"):
             problems.append(f"{rel}: MathJax failed ({state})")
@@ -132,18 +87,24 @@ def test_every_page_in_a_real_browser(browser, server, built_book):
         for src in browser.execute_script(BROKEN_IMAGES):
             problems.append(f"{rel}: image did not load: {src}")
         for url in set(browser.execute_script(LINKS)):
-            why = link_problem(url, server, html, ids)
+            why = link_problem(url, book_server, html, ids)
             if why:
                 problems.append(f"{rel}: broken link {url}: {why}")
         math = browser.execute_script(MATH_STATE)
         if math["math"] and not math["rendered"]:
-            problems.append(f"{rel}: {math['math']} math elements but nothing rendered by MathJax")
+            problems.append(
+                f"{rel}: {math['math']} math elements but nothing rendered by MathJax"
+            )
         raw = RAW_TEX.findall(browser.execute_script(VISIBLE_TEXT) or "")
         if raw:
             problems.append(f"{rel}: raw TeX left on the page: {sorted(set(raw))[:5]}")
-        browser.save_screenshot(str(SHOTS / (rel.replace("/", "__").removesuffix(".html") + ".png")))
+        browser.save_screenshot(
+            str(SHOTS / (rel.replace("/", "__").removesuffix(".html") + ".png"))
+        )
         checked += 1
     assert checked >= 10, f"only {checked} pages found in {html}"
     # Kept beside the screenshots (CI uploads both), so an intermittent failure can be read later.
-    (SHOTS / "problems.txt").write_text("\n".join(problems) + "\n" if problems else "none\n")
+    (SHOTS / "problems.txt").write_text(
+        "\n".join(problems) + "\n" if problems else "none\n"
+    )
     assert not problems, "\n".join(problems)

@@ -60,7 +60,9 @@ def rand_images(n: int, size: int) -> np.ndarray:
     return RNG.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
 
 
-def write_zip(path: Path, members: dict[str, bytes], compression=zipfile.ZIP_STORED) -> Path:
+def write_zip(
+    path: Path, members: dict[str, bytes], compression=zipfile.ZIP_STORED
+) -> Path:
     with zipfile.ZipFile(path, "w", compression) as zf:
         for name, payload in members.items():
             zf.writestr(name, payload)
@@ -73,7 +75,9 @@ def write_zip(path: Path, members: dict[str, bytes], compression=zipfile.ZIP_STO
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
-    header = bytes([0, 0, 8, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(
+        d.to_bytes(4, "big") for d in array.shape
+    )
     return header + array.astype(np.uint8).tobytes()
 
 
@@ -133,15 +137,23 @@ def test_mnist_missing_offline(tmp_path, monkeypatch):
 
     def offline_download(root, train=True, download=False, **kw):
         raw.mkdir(parents=True, exist_ok=True)
-        (raw / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b partial")  # half a download
+        (raw / "train-images-idx3-ubyte.gz").write_bytes(
+            b"\x1f\x8b partial"
+        )  # half a download
         raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
 
     monkeypatch.setattr(data.datasets, "MNIST", offline_download)
     with pytest.raises(DatasetMissingError) as err:
         load_tensors("mnist", "train", tmp_path)
     message = str(err.value)
-    assert "train-images-idx3-ubyte" in message and str(raw) in message and "download failed" in message
-    assert not (raw / "train-images-idx3-ubyte.gz").exists()  # the partial file was removed
+    assert (
+        "train-images-idx3-ubyte" in message
+        and str(raw) in message
+        and "download failed" in message
+    )
+    assert not (
+        raw / "train-images-idx3-ubyte.gz"
+    ).exists()  # the partial file was removed
 
     calls = []
     monkeypatch.setattr(data.datasets, "MNIST", lambda *a, **k: calls.append(1))
@@ -155,7 +167,9 @@ def test_mnist_missing_offline(tmp_path, monkeypatch):
 # ----------------------------------------------------------------------------------------
 
 
-def make_cifar_pickles(root: Path, per_batch: int = 12) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def make_cifar_pickles(
+    root: Path, per_batch: int = 12
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True)
     made = {}
@@ -166,7 +180,9 @@ def make_cifar_pickles(root: Path, per_batch: int = 12) -> dict[str, tuple[np.nd
             pickle.dump({"batch_label": name, "data": x, "labels": y}, f, protocol=2)
         made[name] = (x, np.array(y))
     with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({"label_names": list(CIFAR10_CLASSES), "num_vis": 3072}, f, protocol=2)
+        pickle.dump(
+            {"label_names": list(CIFAR10_CLASSES), "num_vis": 3072}, f, protocol=2
+        )
     return made
 
 
@@ -176,7 +192,9 @@ def test_cifar_pickles(tmp_path):
     x = np.concatenate([made[f"data_batch_{i}"][0] for i in range(1, 6)])
     y = np.concatenate([made[f"data_batch_{i}"][1] for i in range(1, 6)])
     assert d.images.shape == (60, 3, 32, 32) and d.images.dtype == torch.uint8
-    assert torch.equal(d.images, torch.from_numpy(x.reshape(-1, 3, 32, 32)))  # R, G, B planes
+    assert torch.equal(
+        d.images, torch.from_numpy(x.reshape(-1, 3, 32, 32))
+    )  # R, G, B planes
     assert torch.equal(d.labels, torch.from_numpy(y))
     assert d.classes == list(CIFAR10_CLASSES) and "JPEG" not in d.source
     test = load_tensors("cifar10", "test", tmp_path)
@@ -186,14 +204,18 @@ def test_cifar_pickles(tmp_path):
 def test_cifar_per_class_reads_only_the_batches_it_needs(tmp_path):
     make_cifar_pickles(tmp_path)
     for i in range(2, 6):  # only batch 1 is needed for one image per class
-        (tmp_path / "cifar-10-batches-py" / f"data_batch_{i}").write_bytes(b"not a pickle")
+        (tmp_path / "cifar-10-batches-py" / f"data_batch_{i}").write_bytes(
+            b"not a pickle"
+        )
     d = load_tensors("cifar10", "train", tmp_path, per_class=1)
     assert sorted(d.labels.tolist()) == list(range(10))
     with pytest.raises(CorruptDatasetError, match="data_batch_2.*pickle"):
         load_tensors("cifar10", "train", tmp_path)
 
 
-def make_cifar_jpg(root: Path, split: str = "test", per_class: int = 3) -> dict[str, np.ndarray]:
+def make_cifar_jpg(
+    root: Path, split: str = "test", per_class: int = 3
+) -> dict[str, np.ndarray]:
     members, made = {}, {}
     for c in CIFAR10_CLASSES:
         for i in range(per_class):
@@ -206,9 +228,16 @@ def make_cifar_jpg(root: Path, split: str = "test", per_class: int = 3) -> dict[
 def test_cifar_jpeg_copy(tmp_path):
     made = make_cifar_jpg(tmp_path)
     d = load_tensors("cifar10", "test", tmp_path, download=False)
-    assert d.images.shape == (30, 3, 32, 32) and d.labels.tolist() == [c for c in range(10) for _ in range(3)]
-    assert d.source.startswith("JPEG copy of CIFAR-10") and "cifar10-jpg-test.zip" in d.source
-    assert torch.equal(d.images[4], torch.from_numpy(made["automobile/1"]).permute(2, 0, 1))
+    assert d.images.shape == (30, 3, 32, 32) and d.labels.tolist() == [
+        c for c in range(10) for _ in range(3)
+    ]
+    assert (
+        d.source.startswith("JPEG copy of CIFAR-10")
+        and "cifar10-jpg-test.zip" in d.source
+    )
+    assert torch.equal(
+        d.images[4], torch.from_numpy(made["automobile/1"]).permute(2, 0, 1)
+    )
     small = load_tensors("cifar10", "test", tmp_path, per_class=1)
     assert small.labels.tolist() == list(range(10))
     assert torch.equal(small.images, d.images[::3])
@@ -222,8 +251,13 @@ def test_cifar_missing_offline(tmp_path, monkeypatch):
     monkeypatch.setattr(data.datasets, "CIFAR10", offline)
     with pytest.raises(DatasetMissingError) as err:
         load_tensors("cifar10", "train", tmp_path)
-    assert "data_batch_1" in str(err.value) and "cifar10-jpg-train.zip" in str(err.value)
-    assert str(tmp_path) in str(err.value) and not (tmp_path / "cifar-10-python.tar.gz").exists()
+    assert "data_batch_1" in str(err.value) and "cifar10-jpg-train.zip" in str(
+        err.value
+    )
+    assert (
+        str(tmp_path) in str(err.value)
+        and not (tmp_path / "cifar-10-python.tar.gz").exists()
+    )
 
 
 # ----------------------------------------------------------------------------------------
@@ -241,23 +275,39 @@ def write_batch(path: Path, n: int, res: int) -> tuple[np.ndarray, list[int]]:
 
 
 def test_imagenet32_batches(tmp_path):
-    made = [write_batch(tmp_path / "Imagenet32_train" / f"train_data_batch_{i}", 4, 32) for i in range(1, 11)]
+    made = [
+        write_batch(tmp_path / "Imagenet32_train" / f"train_data_batch_{i}", 4, 32)
+        for i in range(1, 11)
+    ]
     vx, vy = write_batch(tmp_path / "Imagenet32_val" / "val_data", 5, 32)
-    (tmp_path / "Imagenet32_train" / "map_clsloc.txt").write_text("n01440764 1 tench\nn15075141 1000 toilet_tissue\n")
+    (tmp_path / "Imagenet32_train" / "map_clsloc.txt").write_text(
+        "n01440764 1 tench\nn15075141 1000 toilet_tissue\n"
+    )
     d = load_tensors("imagenet32", "train", tmp_path)
     assert d.images.shape == (40, 3, 32, 32) and d.labels.dtype == torch.int64
-    assert torch.equal(d.images, torch.from_numpy(np.concatenate([x for x, _ in made]).reshape(-1, 3, 32, 32)))
+    assert torch.equal(
+        d.images,
+        torch.from_numpy(np.concatenate([x for x, _ in made]).reshape(-1, 3, 32, 32)),
+    )
     assert d.labels.tolist() == [v - 1 for _, y in made for v in y]
-    assert len(d.classes) == 1000 and d.classes[0] == "tench" and d.classes[999] == "toilet tissue"
+    assert (
+        len(d.classes) == 1000
+        and d.classes[0] == "tench"
+        and d.classes[999] == "toilet tissue"
+    )
     val = load_tensors("imagenet32", "test", tmp_path)
-    assert torch.equal(val.images[:, 0], torch.from_numpy(vx[:, :1024].reshape(-1, 32, 32)))  # red plane
+    assert torch.equal(
+        val.images[:, 0], torch.from_numpy(vx[:, :1024].reshape(-1, 32, 32))
+    )  # red plane
     assert val.labels[:2].tolist() == [0, 999]
 
 
 def test_imagenet64_val_and_missing(tmp_path):
     vx, vy = write_batch(tmp_path / "val_data", 3, 64)
     d = load_tensors("imagenet64", "test", tmp_path)
-    assert d.images.shape == (3, 3, 64, 64) and torch.equal(d.images.flatten(1), torch.from_numpy(vx))
+    assert d.images.shape == (3, 3, 64, 64) and torch.equal(
+        d.images.flatten(1), torch.from_numpy(vx)
+    )
     with pytest.raises(DatasetMissingError, match="train_data_batch_1.*image-net.org"):
         load_tensors("imagenet64", "train", tmp_path)
     (tmp_path / "val_data").write_bytes(pickle.dumps({"data": vx})[:50])
@@ -273,8 +323,13 @@ WNIDS = ["n03000000", "n01000000", "n02000000"]  # official wnids.txt is not sor
 WORDS = "n01000000\tgoldfish, Carassius auratus\nn02000000\tbullfrog\nn03000000\tcat, house cat\nn09999999\tentity\n"
 
 
-def make_tiny_official(root: Path, per_class: int = 3, n_val: int = 6) -> dict[str, np.ndarray]:
-    members = {"tiny-imagenet-200/wnids.txt": "\n".join(WNIDS).encode(), "tiny-imagenet-200/words.txt": WORDS.encode()}
+def make_tiny_official(
+    root: Path, per_class: int = 3, n_val: int = 6
+) -> dict[str, np.ndarray]:
+    members = {
+        "tiny-imagenet-200/wnids.txt": "\n".join(WNIDS).encode(),
+        "tiny-imagenet-200/words.txt": WORDS.encode(),
+    }
     made, notes = {}, []
     for w in WNIDS:
         members[f"tiny-imagenet-200/train/{w}/{w}_boxes.txt"] = b"boxes"
@@ -292,13 +347,22 @@ def make_tiny_official(root: Path, per_class: int = 3, n_val: int = 6) -> dict[s
 
 
 def test_box_downscale_is_the_exact_rounded_block_mean():
-    x = torch.tensor([[[0, 1, 0, 0], [1, 1, 0, 1], [255, 255, 7, 8], [255, 254, 9, 9]]], dtype=torch.uint8)
+    x = torch.tensor(
+        [[[0, 1, 0, 0], [1, 1, 0, 1], [255, 255, 7, 8], [255, 254, 9, 9]]],
+        dtype=torch.uint8,
+    )
     # means: 0.75 -> 1, 0.25 -> 0 / 254.75 -> 255, 8.25 -> 8
     assert box_downscale(x).tolist() == [[[1, 0], [255, 8]]]
-    assert box_downscale(torch.tensor([[0, 1], [0, 1]], dtype=torch.uint8)).item() == 1  # 0.5 rounds up
+    assert (
+        box_downscale(torch.tensor([[0, 1], [0, 1]], dtype=torch.uint8)).item() == 1
+    )  # 0.5 rounds up
     img = rand_images(1, 64)[0]
-    ours = box_downscale(torch.from_numpy(img).permute(2, 0, 1)).permute(1, 2, 0).numpy()
-    assert np.array_equal(ours, np.asarray(Image.fromarray(img).reduce(2)))  # PIL agrees
+    ours = (
+        box_downscale(torch.from_numpy(img).permute(2, 0, 1)).permute(1, 2, 0).numpy()
+    )
+    assert np.array_equal(
+        ours, np.asarray(Image.fromarray(img).reduce(2))
+    )  # PIL agrees
     with pytest.raises(ValueError, match="2x2 blocks"):
         box_downscale(torch.zeros(3, 5, 4, dtype=torch.uint8))
 
@@ -326,7 +390,10 @@ def test_tiny_official_zip_downscaled_exactly(tmp_path):
 
 def make_tiny_course(root: Path, per_class: int = 3) -> dict[str, np.ndarray]:
     wnids = sorted(WNIDS)
-    texts = {"tiny-imagenet-32/wnids.txt": "\n".join(wnids).encode(), "tiny-imagenet-32/words.txt": WORDS.encode()}
+    texts = {
+        "tiny-imagenet-32/wnids.txt": "\n".join(wnids).encode(),
+        "tiny-imagenet-32/words.txt": WORDS.encode(),
+    }
     made = {}
     parts = {"train-1": wnids[:2], "train-2": wnids[2:], "val": wnids}
     for part, classes in parts.items():
@@ -344,9 +411,21 @@ def make_tiny_course(root: Path, per_class: int = 3) -> dict[str, np.ndarray]:
 def test_tiny_course_zips_and_extracted_dir(tmp_path):
     made = make_tiny_course(tmp_path)
     d = load_tensors("tiny-imagenet", "train", tmp_path, download=False)
-    assert d.images.shape == (9, 3, 32, 32) and d.labels.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert d.images.shape == (9, 3, 32, 32) and d.labels.tolist() == [
+        0,
+        0,
+        0,
+        1,
+        1,
+        1,
+        2,
+        2,
+        2,
+    ]
     assert d.classes == ["goldfish", "bullfrog", "cat"] and "course 32x32" in d.source
-    assert torch.equal(d.images[7], torch.from_numpy(made["train/n03000000/1"]).permute(2, 0, 1))
+    assert torch.equal(
+        d.images[7], torch.from_numpy(made["train/n03000000/1"]).permute(2, 0, 1)
+    )
     val = load_tensors("tiny-imagenet", "test", tmp_path)
     assert val.labels.tolist() == [0, 0, 1, 1, 2, 2]
     extracted = tmp_path / "extracted"
@@ -378,9 +457,16 @@ def test_tiny_download_partial_is_removed(tmp_path, monkeypatch):
         load_tensors("tiny-imagenet", "train", tmp_path)
     assert seen == [data.TINY_IMAGENET_URL]
     assert "tiny-imagenet-200.zip" in str(err.value) and str(tmp_path) in str(err.value)
-    assert not list(tmp_path.glob("*.part")) and not (tmp_path / "tiny-imagenet-200.zip").exists()
+    assert (
+        not list(tmp_path.glob("*.part"))
+        and not (tmp_path / "tiny-imagenet-200.zip").exists()
+    )
 
-    monkeypatch.setattr(data.urllib.request, "urlretrieve", lambda url, f: Path(f).write_bytes(b"<html>"))
+    monkeypatch.setattr(
+        data.urllib.request,
+        "urlretrieve",
+        lambda url, f: Path(f).write_bytes(b"<html>"),
+    )
     with pytest.raises(DatasetMissingError, match="download it by hand"):
         load_tensors("tiny-imagenet", "test", tmp_path)
     assert not list(tmp_path.glob("*.part"))
@@ -388,16 +474,28 @@ def test_tiny_download_partial_is_removed(tmp_path, monkeypatch):
     source = tmp_path / "server"
     source.mkdir()
     make_tiny_official(source)
-    monkeypatch.setattr(data.urllib.request, "urlretrieve",
-                        lambda url, f: Path(f).write_bytes((source / "tiny-imagenet-200.zip").read_bytes()))
+    monkeypatch.setattr(
+        data.urllib.request,
+        "urlretrieve",
+        lambda url, f: Path(f).write_bytes(
+            (source / "tiny-imagenet-200.zip").read_bytes()
+        ),
+    )
     assert len(load_tensors("tiny-imagenet", "test", tmp_path).labels) == 6
-    assert (tmp_path / "tiny-imagenet-200.zip").exists() and not list(tmp_path.glob("*.part"))
+    assert (tmp_path / "tiny-imagenet-200.zip").exists() and not list(
+        tmp_path.glob("*.part")
+    )
 
 
 def test_tiny_missing_without_download(tmp_path):
     with pytest.raises(DatasetMissingError) as err:
         load_tensors("tiny-imagenet", "test", tmp_path, download=False)
-    for name in ("tiny-imagenet-32-val.zip", "tiny-imagenet-200.zip", str(tmp_path), data.TINY_IMAGENET_URL):
+    for name in (
+        "tiny-imagenet-32-val.zip",
+        "tiny-imagenet-200.zip",
+        str(tmp_path),
+        data.TINY_IMAGENET_URL,
+    ):
         assert name in str(err.value)
 
 
@@ -411,7 +509,9 @@ def test_corrupt_and_truncated_zips(tmp_path):
     path = tmp_path / "tiny-imagenet-32-val.zip"
     good = path.read_bytes()
     path.write_bytes(good[: len(good) - 200])  # cut off: no central directory
-    with pytest.raises(CorruptDatasetError, match="tiny-imagenet-32-val.zip.*Delete it"):
+    with pytest.raises(
+        CorruptDatasetError, match="tiny-imagenet-32-val.zip.*Delete it"
+    ):
         load_tensors("tiny-imagenet", "test", tmp_path, cache=False)
     path.write_bytes(b"this is not a zip" * 10)
     with pytest.raises(CorruptDatasetError, match="tiny-imagenet-32-val.zip"):
@@ -420,7 +520,7 @@ def test_corrupt_and_truncated_zips(tmp_path):
     with zipfile.ZipFile(io.BytesIO(good)) as zf:
         info = next(i for i in zf.infolist() if i.filename.endswith(".webp"))
     start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
-    broken[start + 20:start + 30] = b"\xff" * 10
+    broken[start + 20 : start + 30] = b"\xff" * 10
     path.write_bytes(bytes(broken))
     with pytest.raises(CorruptDatasetError, match="CRC"):
         load_tensors("tiny-imagenet", "test", tmp_path, cache=False)
@@ -430,10 +530,17 @@ def test_tiny_zip_missing_its_label_files(tmp_path):
     make_tiny_official(tmp_path)
     path = tmp_path / "tiny-imagenet-200.zip"
     with zipfile.ZipFile(path) as zf:
-        members = {n: zf.read(n) for n in zf.namelist() if not n.endswith("val_annotations.txt")}
+        members = {
+            n: zf.read(n)
+            for n in zf.namelist()
+            if not n.endswith("val_annotations.txt")
+        }
     write_zip(path, members)
     assert len(load_tensors("tiny-imagenet", "train", tmp_path).labels) == 9
-    with pytest.raises(CorruptDatasetError, match="tiny-imagenet-200.zip.*val_annotations.txt is missing"):
+    with pytest.raises(
+        CorruptDatasetError,
+        match="tiny-imagenet-200.zip.*val_annotations.txt is missing",
+    ):
         load_tensors("tiny-imagenet", "test", tmp_path)
 
 
@@ -458,7 +565,9 @@ def make_folder(root: Path) -> dict[str, np.ndarray]:
         for i in (10, 2, 1)[:n]:
             made[f"{c}/{i}"] = img = rand_images(1, 8)[0]
             Image.fromarray(img).save(root / c / f"img_{i}.png")
-    Image.fromarray(rand_images(1, 8)[0][..., 0]).save(root / "cat" / "img_3.png")  # greyscale
+    Image.fromarray(rand_images(1, 8)[0][..., 0]).save(
+        root / "cat" / "img_3.png"
+    )  # greyscale
     (root / "readme.txt").write_text("not an image")
     return made
 
@@ -468,17 +577,26 @@ def test_imagefolder_dir_and_zip(tmp_path):
     d = load_imagefolder(tmp_path / "pets")
     assert d.classes == ["cat", "dog"] and d.labels.tolist() == [0, 0, 0, 1, 1, 1]
     assert d.images.shape == (6, 3, 8, 8) and d.images.dtype == torch.uint8
-    assert torch.equal(d.images[3], torch.from_numpy(made["dog/1"]).permute(2, 0, 1))  # img_1 < img_2 < img_10
+    assert torch.equal(
+        d.images[3], torch.from_numpy(made["dog/1"]).permute(2, 0, 1)
+    )  # img_1 < img_2 < img_10
     assert torch.equal(d.images[5], torch.from_numpy(made["dog/10"]).permute(2, 0, 1))
-    assert torch.equal(d.images[1, 0], d.images[1, 1])  # cat/img_3, greyscale, became RGB
-    members = {f"export/pets/{p.relative_to(tmp_path / 'pets').as_posix()}": p.read_bytes()
-               for p in (tmp_path / "pets").rglob("*") if p.is_file()}
+    assert torch.equal(
+        d.images[1, 0], d.images[1, 1]
+    )  # cat/img_3, greyscale, became RGB
+    members = {
+        f"export/pets/{p.relative_to(tmp_path / 'pets').as_posix()}": p.read_bytes()
+        for p in (tmp_path / "pets").rglob("*")
+        if p.is_file()
+    }
     members["__MACOSX/export/pets/cat/._img_1.png"] = b"resource fork"
     zipped = load_imagefolder(write_zip(tmp_path / "pets.zip", members))
     assert torch.equal(zipped.images, d.images) and zipped.classes == d.classes
     small = load_imagefolder(tmp_path / "pets.zip", size=4, per_class=1)
     expected = np.array(Image.fromarray(made["dog/1"]).resize((4, 4), Image.BOX))
-    assert small.images.shape == (2, 3, 4, 4) and torch.equal(small.images[1], torch.from_numpy(expected).permute(2, 0, 1))
+    assert small.images.shape == (2, 3, 4, 4) and torch.equal(
+        small.images[1], torch.from_numpy(expected).permute(2, 0, 1)
+    )
 
 
 def test_imagefolder_mixed_sizes_need_size(tmp_path):
@@ -521,7 +639,9 @@ def test_cache_hit_invalidation_and_corrupt_cache(tmp_path, monkeypatch):
     make_cifar_jpg(tmp_path)  # new random images
     changed = load_tensors("cifar10", "test", tmp_path)
     assert not torch.equal(changed.images, first.images)
-    assert len(list((tmp_path / "cache").glob("*.pt"))) == 1  # the stale file was removed
+    assert (
+        len(list((tmp_path / "cache").glob("*.pt"))) == 1
+    )  # the stale file was removed
 
 
 def test_interrupted_cache_write_leaves_nothing(tmp_path, monkeypatch):
@@ -548,7 +668,9 @@ def test_cache_dir_choice(tmp_path, monkeypatch):
 
 
 def test_unknown_names_and_bad_per_class(tmp_path):
-    with pytest.raises(ValueError, match="mnist, cifar10, tiny-imagenet, imagenet32, imagenet64"):
+    with pytest.raises(
+        ValueError, match="mnist, cifar10, tiny-imagenet, imagenet32, imagenet64"
+    ):
         load_tensors("cifar100", "train", tmp_path)
     with pytest.raises(ValueError, match="train, test"):
         load_tensors("mnist", "val", tmp_path)
@@ -572,26 +694,45 @@ def test_normalize():
 
 
 def test_random_crop_flip_flips_and_shifts():
-    x = torch.arange(1, 64 * 3 * 8 * 8 + 1).view(64, 3, 8, 8).remainder(250).add(1).to(torch.uint8)
+    x = (
+        torch.arange(1, 64 * 3 * 8 * 8 + 1)
+        .view(64, 3, 8, 8)
+        .remainder(250)
+        .add(1)
+        .to(torch.uint8)
+    )
     flipped = random_crop_flip(x, padding=0, generator=torch.Generator().manual_seed(0))
     same = [torch.equal(a, b) for a, b in zip(flipped, x)]
     mirrored = [torch.equal(a, b.flip(-1)) for a, b in zip(flipped, x)]
     assert all(s or m for s, m in zip(same, mirrored)) and any(same) and any(mirrored)
 
-    out = random_crop_flip(x, padding=2, flip=False, generator=torch.Generator().manual_seed(1))
+    out = random_crop_flip(
+        x, padding=2, flip=False, generator=torch.Generator().manual_seed(1)
+    )
     assert out.shape == x.shape and out.dtype == torch.uint8
     shifts = set()
-    for a, b in zip(out, x):  # each output is its input moved by (dy, dx) with zeros coming in
+    for a, b in zip(
+        out, x
+    ):  # each output is its input moved by (dy, dx) with zeros coming in
         padded = torch.nn.functional.pad(b, (2, 2, 2, 2))
-        found = [(dy, dx) for dy in range(5) for dx in range(5) if torch.equal(a, padded[:, dy:dy + 8, dx:dx + 8])]
+        found = [
+            (dy, dx)
+            for dy in range(5)
+            for dx in range(5)
+            if torch.equal(a, padded[:, dy : dy + 8, dx : dx + 8])
+        ]
         assert found
         shifts.add(found[0])
     assert len(shifts) > 5
 
     a = random_crop_flip(x, generator=torch.Generator().manual_seed(3))
     b = random_crop_flip(x, generator=torch.Generator().manual_seed(3))
-    assert torch.equal(a, b) and not torch.equal(a, random_crop_flip(x, generator=torch.Generator().manual_seed(4)))
-    reflected = random_crop_flip(x, padding=3, mode="reflect", generator=torch.Generator().manual_seed(5))
+    assert torch.equal(a, b) and not torch.equal(
+        a, random_crop_flip(x, generator=torch.Generator().manual_seed(4))
+    )
+    reflected = random_crop_flip(
+        x, padding=3, mode="reflect", generator=torch.Generator().manual_seed(5)
+    )
     assert (reflected > 0).all()  # reflection brings in no zeros
     assert random_crop_flip(x.float()).dtype == torch.float32
 
@@ -604,12 +745,18 @@ def test_tensor_loader():
     dropped = TensorLoader(images, labels, 4, drop_last=True)
     assert len(dropped) == 2 and [len(y) for _, y in dropped] == [4, 4]
 
-    loader = TensorLoader(images, labels, 3, shuffle=True, seed=7, transform=lambda x: x * 10)
+    loader = TensorLoader(
+        images, labels, 3, shuffle=True, seed=7, transform=lambda x: x * 10
+    )
     epochs = [[y for _, y in loader] for _ in range(2)]
     for batches in epochs:
-        assert sorted(torch.cat(batches).tolist()) == list(range(10))  # every sample exactly once
+        assert sorted(torch.cat(batches).tolist()) == list(
+            range(10)
+        )  # every sample exactly once
     for x, y in loader:
-        assert torch.equal(x.view(-1), y.float() * 10)  # images stay paired with labels, transformed
+        assert torch.equal(
+            x.view(-1), y.float() * 10
+        )  # images stay paired with labels, transformed
     assert torch.cat(epochs[0]).tolist() != torch.cat(epochs[1]).tolist()
     twin = TensorLoader(images, labels, 3, shuffle=True, seed=7)
     assert torch.cat([y for _, y in twin]).tolist() == torch.cat(epochs[0]).tolist()
@@ -622,15 +769,26 @@ def test_tensor_loader():
 # ----------------------------------------------------------------------------------------
 
 REAL_ROOT = Path(os.environ.get("LENET_DATA_ROOT") or "/work/shared/data")
-HAS_REAL = all((REAL_ROOT / f).exists() for f in (
-    "MNIST/raw/t10k-images-idx3-ubyte", "cifar10-jpg-test.zip", "tiny-imagenet-32-train-1.zip",
-    "tiny-imagenet-32-train-2.zip"))
+HAS_REAL = all(
+    (REAL_ROOT / f).exists()
+    for f in (
+        "MNIST/raw/t10k-images-idx3-ubyte",
+        "cifar10-jpg-test.zip",
+        "tiny-imagenet-32-train-1.zip",
+        "tiny-imagenet-32-train-2.zip",
+    )
+)
 
 
-@pytest.mark.skipif(not HAS_REAL, reason=f"the real dataset copies are not in {REAL_ROOT}")
+@pytest.mark.skipif(
+    not HAS_REAL, reason=f"the real dataset copies are not in {REAL_ROOT}"
+)
 def test_real_copies():
     m = load_tensors("mnist", "test", REAL_ROOT, per_class=5, download=False)
-    assert m.images.shape == (50, 1, 28, 28) and torch.bincount(m.labels).tolist() == [5] * 10
+    assert (
+        m.images.shape == (50, 1, 28, 28)
+        and torch.bincount(m.labels).tolist() == [5] * 10
+    )
     c = load_tensors("cifar10", "test", REAL_ROOT, per_class=2, download=False)
     assert c.images.shape == (20, 3, 32, 32) and c.classes == list(CIFAR10_CLASSES)
     assert torch.bincount(c.labels).tolist() == [2] * 10 and "JPEG copy" in c.source
@@ -650,11 +808,15 @@ def test_random_affine_identity_and_distortion():
     g = torch.Generator().manual_seed(0)
     out = random_affine(x, generator=g)
     assert out.shape == x.shape and not torch.allclose(out, x)
-    assert torch.equal(out, random_affine(x, generator=torch.Generator().manual_seed(0)))  # repeatable
+    assert torch.equal(
+        out, random_affine(x, generator=torch.Generator().manual_seed(0))
+    )  # repeatable
     # The ink moves but is neither created nor destroyed wholesale (pure shift by whole pixels keeps it).
     shifted = random_affine(x, shift=2, scale=0, squeeze=0, shear=0, generator=g)
     assert abs(shifted.sum().item() - x.sum().item()) / x.sum().item() < 0.05
     u8 = random_affine((x * 255).to(torch.uint8), generator=g)
     assert u8.dtype == torch.uint8
     bg = random_affine(torch.full((2, 1, 8, 8), -0.1), shift=3, fill=-0.1)
-    assert torch.allclose(bg, torch.full_like(bg, -0.1), atol=1e-6)  # borders filled with the background
+    assert torch.allclose(
+        bg, torch.full_like(bg, -0.1), atol=1e-6
+    )  # borders filled with the background

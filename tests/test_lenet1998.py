@@ -79,7 +79,9 @@ def test_subsampling_is_sum_times_coefficient_plus_bias():
 
 def test_scaled_tanh_constants():
     f = ScaledTanh()
-    assert f(torch.tensor(1.0)).item() == pytest.approx(1.0, abs=2e-4)  # f(1) = 1 by design
+    assert f(torch.tensor(1.0)).item() == pytest.approx(
+        1.0, abs=2e-4
+    )  # f(1) = 1 by design
     assert f(torch.tensor(100.0)).item() == pytest.approx(1.7159)
 
 
@@ -91,7 +93,9 @@ def test_rbf_output_is_negative_squared_distance_to_bitmaps():
     model = LeNet1998()
     rbf = model.classifier.output
     scores = rbf(protos[[3, 7]])
-    assert scores.argmax(1).tolist() == [3, 7] and scores[0, 3] == 0 and scores[1, 7] == 0
+    assert (
+        scores.argmax(1).tolist() == [3, 7] and scores[0, 3] == 0 and scores[1, 7] == 0
+    )
     assert not any(p.requires_grad for p in rbf.buffers())
 
 
@@ -100,7 +104,9 @@ def test_input_scaling_background_and_foreground():
     digits[:, :, 10:18, 10:18] = 255
     x = input_1998(digits)
     assert x.shape == (2, 1, 32, 32)
-    assert x.min().item() == pytest.approx(-0.1) and x.max().item() == pytest.approx(1.175)
+    assert x.min().item() == pytest.approx(-0.1) and x.max().item() == pytest.approx(
+        1.175
+    )
     assert x[0, 0, 0, 0].item() == pytest.approx(-0.1)  # the added border is background
     with pytest.raises(ValueError, match="expects uint8"):
         input_1998(digits.float())
@@ -110,9 +116,16 @@ def test_map_loss_is_cross_entropy_with_a_rubbish_class():
     scores = -torch.tensor([[1.0, 5.0, 9.0], [4.0, 0.5, 3.0]])
     labels = torch.tensor([0, 1])
     y = -scores
-    expected = torch.stack([y[i, labels[i]] + torch.log(torch.exp(torch.tensor(-2.0)) + torch.exp(-y[i]).sum())
-                            for i in range(2)]).mean()
-    assert rbf_map_loss(scores, labels, j=2.0).item() == pytest.approx(expected.item(), rel=1e-6)
+    expected = torch.stack(
+        [
+            y[i, labels[i]]
+            + torch.log(torch.exp(torch.tensor(-2.0)) + torch.exp(-y[i]).sum())
+            for i in range(2)
+        ]
+    ).mean()
+    assert rbf_map_loss(scores, labels, j=2.0).item() == pytest.approx(
+        expected.item(), rel=1e-6
+    )
 
 
 def test_initialisation_follows_fan_in_rule():
@@ -125,5 +138,8 @@ def test_initialisation_follows_fan_in_rule():
 
 
 def test_wrong_input_is_explained():
-    with pytest.raises(ValueError, match=r"expects a batch of shape \(N, 1, 32, 32\), got \(2, 1, 28, 28\).*input_1998"):
+    with pytest.raises(
+        ValueError,
+        match=r"expects a batch of shape \(N, 1, 32, 32\), got \(2, 1, 28, 28\).*input_1998",
+    ):
         LeNet1998()(torch.zeros(2, 1, 28, 28))

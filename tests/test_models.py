@@ -8,9 +8,14 @@ from lenet_utils.models import LeNet5, activations, count_parameters
 
 
 @pytest.mark.parametrize("variant", ["modern", "classic"])
-@pytest.mark.parametrize("in_channels,input_size,num_classes", [(1, 28, 10), (1, 32, 10), (3, 32, 10), (3, 32, 200)])
+@pytest.mark.parametrize(
+    "in_channels,input_size,num_classes",
+    [(1, 28, 10), (1, 32, 10), (3, 32, 10), (3, 32, 200)],
+)
 def test_forward_shapes(variant, in_channels, input_size, num_classes):
-    model = LeNet5(variant, in_channels=in_channels, num_classes=num_classes, input_size=input_size)
+    model = LeNet5(
+        variant, in_channels=in_channels, num_classes=num_classes, input_size=input_size
+    )
     out = model(torch.randn(4, in_channels, input_size, input_size))
     assert out.shape == (4, num_classes)
 
@@ -19,14 +24,25 @@ def test_parameter_counts():
     # 156 + 2,416 + 48,120 + 10,164 + 850 (a linear 10-way output)
     assert count_parameters(LeNet5()) == 61_706
     assert count_parameters(LeNet5("classic", input_size=28)) == 61_706
-    assert count_parameters(LeNet5(in_channels=3)) == 61_706 + 2 * 150  # C1 sees 3 channels
-    assert count_parameters(LeNet5(in_channels=3, num_classes=200)) == 61_706 + 300 + 190 * 85
+    assert (
+        count_parameters(LeNet5(in_channels=3)) == 61_706 + 2 * 150
+    )  # C1 sees 3 channels
+    assert (
+        count_parameters(LeNet5(in_channels=3, num_classes=200))
+        == 61_706 + 300 + 190 * 85
+    )
 
 
 def test_variants_differ_in_activation_and_pooling():
     modern, classic = LeNet5("modern"), LeNet5("classic")
-    assert type(modern.features.S2).__name__ == "MaxPool2d" and type(modern.features.act1).__name__ == "ReLU"
-    assert type(classic.features.S2).__name__ == "AvgPool2d" and type(classic.features.act1).__name__ == "Tanh"
+    assert (
+        type(modern.features.S2).__name__ == "MaxPool2d"
+        and type(modern.features.act1).__name__ == "ReLU"
+    )
+    assert (
+        type(classic.features.S2).__name__ == "AvgPool2d"
+        and type(classic.features.act1).__name__ == "Tanh"
+    )
 
 
 def test_dropout_only_in_training():
@@ -42,12 +58,28 @@ def test_dropout_only_in_training():
 @pytest.mark.parametrize(
     "kwargs,shape,message",
     [
-        ({}, (2, 1, 28, 28), r"expects 32x32 images, got 28x28; build it with input_size=28"),
-        ({"input_size": 28}, (2, 1, 32, 32), r"expects 28x28 images, got 32x32; build it with input_size=32"),
+        (
+            {},
+            (2, 1, 28, 28),
+            r"expects 32x32 images, got 28x28; build it with input_size=28",
+        ),
+        (
+            {"input_size": 28},
+            (2, 1, 32, 32),
+            r"expects 28x28 images, got 32x32; build it with input_size=32",
+        ),
         ({}, (2, 3, 32, 32), r"expects 1 input channel\(s\), got 3 .*in_channels=3"),
         ({"in_channels": 3}, (2, 1, 32, 32), r"expects 3 input channel\(s\), got 1"),
-        ({}, (1, 32, 32), r"got one image of shape \(1, 32, 32\); add a batch dimension"),
-        ({}, (2, 1, 64, 64), r"expects 32x32 images, got 64x64; resize or pad the images to 32x32"),
+        (
+            {},
+            (1, 32, 32),
+            r"got one image of shape \(1, 32, 32\); add a batch dimension",
+        ),
+        (
+            {},
+            (2, 1, 64, 64),
+            r"expects 32x32 images, got 64x64; resize or pad the images to 32x32",
+        ),
         ({}, (32, 32), r"expects a batch of shape \(N, 1, 32, 32\), got a 2-D tensor"),
     ],
 )
@@ -62,7 +94,10 @@ def test_wrong_input_says_what_was_expected(kwargs, shape, message):
         ({"variant": "1998"}, "variant must be 'modern' or 'classic'"),
         ({"input_size": 64}, "input_size must be 32 .* or 28 .*, got 64"),
         ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
-        ({"variant": "classic", "dropout": 0.2}, "dropout belongs to the modern variant"),
+        (
+            {"variant": "classic", "dropout": 0.2},
+            "dropout belongs to the modern variant",
+        ),
         ({"in_channels": 0}, "need in_channels >= 1"),
     ],
 )
@@ -72,7 +107,11 @@ def test_bad_configuration(kwargs, message):
 
 
 def test_activations_trace_every_named_layer():
-    acts = activations(LeNet5(), torch.randn(1, 1, 32, 32), names=("C1", "S2", "C3", "S4", "C5", "F6", "output"))
+    acts = activations(
+        LeNet5(),
+        torch.randn(1, 1, 32, 32),
+        names=("C1", "S2", "C3", "S4", "C5", "F6", "output"),
+    )
     assert {k: tuple(v.shape) for k, v in acts.items()} == {
         "C1": (1, 6, 28, 28),
         "S2": (1, 6, 14, 14),
@@ -95,4 +134,6 @@ def test_config(monkeypatch, tmp_path):
         budget()
     monkeypatch.setenv("LENET_BUDGET", "full")
     line = hardware_line(get_device("cpu"))
-    assert line.startswith("Hardware: CPU") and "torch " in line and "budget: full" in line
+    assert (
+        line.startswith("Hardware: CPU") and "torch " in line and "budget: full" in line
+    )

@@ -55,18 +55,41 @@ def test_fit_learns_and_records_history():
     train, test = loaders()
     model, opt = make()
     before = evaluate(model, test, torch.device("cpu"))["top1"]
-    history = fit(model, train, test, epochs=6, optimizer=opt, device=torch.device("cpu"), progress=False)
+    history = fit(
+        model,
+        train,
+        test,
+        epochs=6,
+        optimizer=opt,
+        device=torch.device("cpu"),
+        progress=False,
+    )
     assert [e["epoch"] for e in history.epochs] == [1, 2, 3, 4, 5, 6]
     assert history.last["test_top1"] > max(before, 90.0)
     assert history.epochs[-1]["train_loss"] < history.epochs[0]["train_loss"]
     assert "test_top5" not in history.last  # 10 classes: top-1 only
-    assert history.train_seconds > 0 and list(history.frame().index) == [1, 2, 3, 4, 5, 6]
+    assert history.train_seconds > 0 and list(history.frame().index) == [
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+    ]
 
 
 def test_top5_reported_for_more_than_ten_classes():
     train, test = loaders(classes=20)
     model, opt = make(classes=20)
-    history = fit(model, train, test, epochs=1, optimizer=opt, device=torch.device("cpu"), progress=False)
+    history = fit(
+        model,
+        train,
+        test,
+        epochs=1,
+        optimizer=opt,
+        device=torch.device("cpu"),
+        progress=False,
+    )
     assert history.last["test_top5"] >= history.last["test_top1"]
 
 
@@ -74,11 +97,29 @@ def test_checkpoint_resume_continues_where_it_stopped(tmp_path):
     ckpt = tmp_path / "run.pt"
     train, test = loaders()
     model, opt = make()
-    fit(model, train, test, epochs=2, optimizer=opt, device=torch.device("cpu"), checkpoint=ckpt, progress=False)
+    fit(
+        model,
+        train,
+        test,
+        epochs=2,
+        optimizer=opt,
+        device=torch.device("cpu"),
+        checkpoint=ckpt,
+        progress=False,
+    )
     assert ckpt.exists() and not list(tmp_path.glob("*.tmp"))
     # A new process: fresh model and optimizer, same checkpoint: it resumes after epoch 2.
     model2, opt2 = make()
-    history = fit(model2, train, test, epochs=4, optimizer=opt2, device=torch.device("cpu"), checkpoint=ckpt, progress=False)
+    history = fit(
+        model2,
+        train,
+        test,
+        epochs=4,
+        optimizer=opt2,
+        device=torch.device("cpu"),
+        checkpoint=ckpt,
+        progress=False,
+    )
     assert [e["epoch"] for e in history.epochs] == [1, 2, 3, 4]
     restored, _ = make()
     assert len(load_checkpoint(ckpt, restored).epochs) == 4
@@ -107,32 +148,73 @@ def test_predict_and_confusion_matrix():
 def test_record_result_only_for_full_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("LENET_RESULTS_DIR", str(tmp_path))
     monkeypatch.setenv("LENET_BUDGET", "smoke")
-    kwargs = dict(chapter="MNIST", dataset="MNIST", model="modern LeNet-5", params=61706, epochs=3,
-                  top1=99.123, top5=None, train_seconds=12.34, device=torch.device("cpu"),
-                  extra={"target": "top-1 >= 99.3%", "met": False})
+    kwargs = dict(
+        chapter="MNIST",
+        dataset="MNIST",
+        model="modern LeNet-5",
+        params=61706,
+        epochs=3,
+        top1=99.123,
+        top5=None,
+        train_seconds=12.34,
+        device=torch.device("cpu"),
+        extra={"target": "top-1 >= 99.3%", "met": False},
+    )
     assert record_result(**kwargs) is None and not list(tmp_path.iterdir())
     monkeypatch.setenv("LENET_BUDGET", "full")
     path = record_result(**kwargs)
     record = json.loads(path.read_text())
     assert path.name == "mnist__mnist__modern-lenet-5.json"
-    for key in ("chapter", "dataset", "model", "params", "epochs", "top1", "top5", "train_seconds",
-                "device", "torch", "commit", "date"):
+    for key in (
+        "chapter",
+        "dataset",
+        "model",
+        "params",
+        "epochs",
+        "top1",
+        "top5",
+        "train_seconds",
+        "device",
+        "torch",
+        "commit",
+        "date",
+    ):
         assert key in record
-    assert record["top1"] == 99.12 and record["device"].startswith("CPU") and record["met"] is False
+    assert (
+        record["top1"] == 99.12
+        and record["device"].startswith("CPU")
+        and record["met"] is False
+    )
     assert results_dir() == tmp_path
 
 
 def test_plots_have_titles_and_labels():
-    history = History([{"epoch": i, "lr": 0.1, "train_loss": 1 / i, "train_top1": 50 + i, "test_loss": 1.2 / i,
-                        "test_top1": 48 + i, "seconds": 1.0} for i in range(1, 4)])
+    history = History(
+        [
+            {
+                "epoch": i,
+                "lr": 0.1,
+                "train_loss": 1 / i,
+                "train_top1": 50 + i,
+                "test_loss": 1.2 / i,
+                "test_top1": 48 + i,
+                "seconds": 1.0,
+            }
+            for i in range(1, 4)
+        ]
+    )
     fig = plots.plot_history({"run": history}, title="Curves")
     assert fig._suptitle.get_text() == "Curves"
     assert [ax.get_xlabel() for ax in fig.axes] == ["epoch", "epoch"]
     x, y = toy_data(n=20)
     preds = (y + (torch.arange(20) % 3 == 0).long()) % 10
-    fig = plots.show_misclassified(x, y, preds, [str(i) for i in range(10)], title="Errors", n=4)
+    fig = plots.show_misclassified(
+        x, y, preds, [str(i) for i in range(10)], title="Errors", n=4
+    )
     assert "4 shown" in fig._suptitle.get_text()
-    fig = plots.plot_confusion(plots.confusion_matrix(preds, y, 10), [str(i) for i in range(10)], title="CM")
+    fig = plots.plot_confusion(
+        plots.confusion_matrix(preds, y, 10), [str(i) for i in range(10)], title="CM"
+    )
     assert fig.axes[0].get_ylabel() == "true class"
     fig = plots.show_filters(LeNet5().features.C1.weight, title="C1 kernels")
     assert fig._suptitle.get_text().startswith("C1 kernels")
@@ -152,12 +234,25 @@ def test_tensor_loaders_normalise_and_augment_only_training():
     images = torch.randint(0, 256, (40, 3, 8, 8), dtype=torch.uint8)
     data = TensorData(images, torch.arange(40) % 4, ["a", "b", "c", "d"], "generated")
     stats = ((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
-    train, test = tensor_loaders(data, data, stats, "cpu", batch_size=16, padding=2, flip=True, eval_batch_size=40)
+    train, test = tensor_loaders(
+        data,
+        data,
+        stats,
+        "cpu",
+        batch_size=16,
+        padding=2,
+        flip=True,
+        eval_batch_size=40,
+    )
     x, y = next(iter(test))
-    assert torch.allclose(x, (images.float() / 255 - 0.5) / 0.25) and torch.equal(y, data.labels)
+    assert torch.allclose(x, (images.float() / 255 - 0.5) / 0.25) and torch.equal(
+        y, data.labels
+    )
     assert len(train) == 3 and sum(len(b) for b, _ in train) == 40
     batches = torch.cat([b for b, _ in train])
-    assert not torch.allclose(batches.sort(0).values, x.sort(0).values)  # shifted/flipped, not just reordered
+    assert not torch.allclose(
+        batches.sort(0).values, x.sort(0).values
+    )  # shifted/flipped, not just reordered
 
 
 def test_sgd_one_cycle_peaks_at_lr_and_ends_near_zero():
@@ -181,8 +276,19 @@ def test_fit_reports_train_and_test_loss_with_the_same_criterion():
     def doubled(logits, labels, reduction="mean"):
         return 2 * nn.functional.cross_entropy(logits, labels, reduction=reduction)
 
-    model, opt = make(lr=0.0)  # lr 0: the weights do not move, so train and test loss must agree
-    history = fit(model, loader, loader, epochs=1, optimizer=opt, loss_fn=doubled, device=torch.device("cpu"), progress=False)
+    model, opt = make(
+        lr=0.0
+    )  # lr 0: the weights do not move, so train and test loss must agree
+    history = fit(
+        model,
+        loader,
+        loader,
+        epochs=1,
+        optimizer=opt,
+        loss_fn=doubled,
+        device=torch.device("cpu"),
+        progress=False,
+    )
     expected = evaluate(model, loader, torch.device("cpu"), loss_fn=doubled)["loss"]
     assert history.last["test_loss"] == pytest.approx(expected)
     assert history.last["train_loss"] == pytest.approx(expected, rel=1e-5)
@@ -198,9 +304,14 @@ def test_flip_tta_averages_the_image_and_its_mirror():
     expected_top1 = 100.0 * (probs.argmax(1) == y).float().mean().item()
     expected_loss = nn.functional.nll_loss(probs.log(), y).item()
     out = evaluate(model, loader, torch.device("cpu"), flip_tta=True)
-    assert out["top1"] == pytest.approx(expected_top1) and out["loss"] == pytest.approx(expected_loss, rel=1e-5)
+    assert out["top1"] == pytest.approx(expected_top1) and out["loss"] == pytest.approx(
+        expected_loss, rel=1e-5
+    )
     # A mirror-symmetric input gives the same answer with and without TTA.
     sym = torch.cat([x[..., :14], x[..., :14].flip(-1)], dim=-1)
     sym_loader = TensorLoader(sym, y, 8)
-    assert evaluate(model, sym_loader, torch.device("cpu"), flip_tta=True)["loss"] == pytest.approx(
-        evaluate(model, sym_loader, torch.device("cpu"))["loss"], rel=1e-5)
+    assert evaluate(model, sym_loader, torch.device("cpu"), flip_tta=True)[
+        "loss"
+    ] == pytest.approx(
+        evaluate(model, sym_loader, torch.device("cpu"))["loss"], rel=1e-5
+    )

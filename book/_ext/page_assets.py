@@ -41,7 +41,10 @@ def drop_repeated_scripts(app, pagename, templatename, context, doctree) -> None
     seen, unique = set(), []
     for script in scripts:
         # The copies differ only in an empty filename: None in one, "" in the other.
-        key = (getattr(script, "filename", script) or "", tuple(sorted(getattr(script, "attributes", {}).items())))
+        key = (
+            getattr(script, "filename", script) or "",
+            tuple(sorted(getattr(script, "attributes", {}).items())),
+        )
         if key not in seen:
             seen.add(key)
             unique.append(script)

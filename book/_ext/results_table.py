@@ -31,7 +31,9 @@ COLUMNS = [
 
 def _value(key: str, record: dict):
     if key == "provenance":
-        return f"torch {record.get('torch')}, {record.get('commit')}, {record.get('date')}"
+        return (
+            f"torch {record.get('torch')}, {record.get('commit')}, {record.get('date')}"
+        )
     return record.get(key)
 
 
@@ -46,7 +48,9 @@ def _cell(key: str, value) -> str:
         return f"{value:.2f}"
     if key == "images_per_s":
         return f"{value:,.0f}"
-    if key in ("epoch_s", "time_to_99_s", "compile_s", "peak_mem_mb") and isinstance(value, float):
+    if key in ("epoch_s", "time_to_99_s", "compile_s", "peak_mem_mb") and isinstance(
+        value, float
+    ):
         return f"{value:.3g}" if value < 10 else f"{value:,.1f}"
     return str(value).replace("|", "/")
 
@@ -66,11 +70,18 @@ class ResultsTable(SphinxDirective):
         kind = self.options.get("kind", "train")
         runs = [r for r in records if r.get("kind", "train") == kind]
         if not runs:
-            return [nodes.paragraph(text=f"No {'benchmarks' if kind == 'bench' else 'runs'} have been recorded yet.")]
+            return [
+                nodes.paragraph(
+                    text=f"No {'benchmarks' if kind == 'bench' else 'runs'} have been recorded yet."
+                )
+            ]
         if kind == "bench":
             out: list[nodes.Node] = []
             for r in runs:
-                out += [nodes.paragraph(text=_bench_heading(r)), _table(BENCH_COLUMNS, r["rungs"])]
+                out += [
+                    nodes.paragraph(text=_bench_heading(r)),
+                    _table(BENCH_COLUMNS, r["rungs"]),
+                ]
             return out
         runs.sort(key=lambda r: (r["chapter"], r["dataset"], r["model"]))
         return [_table(COLUMNS, runs)]
@@ -116,9 +127,12 @@ def _table(columns, rows) -> nodes.table:
 
 def _bench_heading(record: dict) -> str:
     speed = record.get("speedup")
-    return (f"{record['dataset']}, {record['model']}, on {record['device']} (torch {record['torch']}, "
-            f"commit {record['commit']}, {record['date']}, {record.get('epochs', '?')} epochs per rung): "
-            f"best rung '{record.get('best_rung')}', " + (f"{speed}x the baseline's images/s." if speed else "no baseline."))
+    return (
+        f"{record['dataset']}, {record['model']}, on {record['device']} (torch {record['torch']}, "
+        f"commit {record['commit']}, {record['date']}, {record.get('epochs', '?')} epochs per rung): "
+        f"best rung '{record.get('best_rung')}', "
+        + (f"{speed}x the baseline's images/s." if speed else "no baseline.")
+    )
 
 
 def setup(app):
