@@ -185,6 +185,24 @@ def plot_confusion(
     return fig
 
 
+def spread_across_classes(
+    index: torch.Tensor, labels: torch.Tensor, n: int
+) -> list[int]:
+    """Up to ``n`` of ``index`` taken round-robin over their classes: the first of each
+    class, then the second of each, ... (a test set sorted by class would otherwise give
+    ``n`` images of its first class)."""
+    by_class: dict[int, list[int]] = {}
+    for i in index.tolist():
+        by_class.setdefault(int(labels[i]), []).append(i)
+    queues = [by_class[c] for c in sorted(by_class)]
+    picked: list[int] = []
+    while len(picked) < n and any(queues):
+        for queue in queues:
+            if queue and len(picked) < n:
+                picked.append(queue.pop(0))
+    return picked
+
+
 def show_misclassified(
     images: torch.Tensor,
     labels: torch.Tensor,
@@ -195,14 +213,20 @@ def show_misclassified(
     n: int = 24,
     ncols: int = 8,
 ) -> plt.Figure:
-    """A gallery of the first ``n`` errors, captioned "true -> predicted"."""
-    wrong = (preds != labels).nonzero().flatten()[:n]
-    captions = [f"{classes[labels[i]]} → {classes[preds[i]]}" for i in wrong.tolist()]
+    """A gallery of up to ``n`` errors spread across the true classes, captioned
+    "true → predicted"."""
+    wrong = (preds != labels).nonzero().flatten()
+    picks = spread_across_classes(wrong, labels, n)
+    if not picks:
+        fig, ax = plt.subplots(figsize=(6, 1.2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no misclassified images", ha="center", va="center")
+        fig.suptitle(title)
+        return fig
+    captions = [f"{classes[labels[i]]} → {classes[preds[i]]}" for i in picks]
+    shown = f"{len(picks)} of {len(wrong):,} errors, true → predicted"
     return show_images(
-        images[wrong],
-        captions,
-        suptitle=f"{title} ({len(wrong)} shown, true → predicted)",
-        ncols=ncols,
+        images[picks], captions, suptitle=f"{title} ({shown})", ncols=ncols
     )
 
 
