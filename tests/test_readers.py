@@ -677,3 +677,24 @@ def test_real_copies():
     t = load_tensors("tiny-imagenet", "train", REAL_ROOT, per_class=2, download=False)
     assert t.images.shape == (400, 3, 32, 32) and len(t.classes) == 200
     assert t.labels.min() == 0 and t.labels.max() == 199 and t.classes[0] == "goldfish"
+
+
+def test_jupyter_shows_missing_data_in_a_few_lines(tmp_path):
+    """In a real kernel the error is the package's own short message, not 100 lines of
+    traceback through torchvision (IPython calls ``_render_traceback_``)."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    cell = (
+        "from lenet_utils.readers import load_tensors\n"
+        f"load_tensors('cifar10', 'train', {str(tmp_path)!r}, download=False)"
+    )
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)])
+    with pytest.raises(CellExecutionError):
+        NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    (error,) = nb.cells[0].outputs
+    text = "\n".join(error["traceback"])
+    assert error["ename"] == "DatasetMissingError" and len(text.splitlines()) <= 6
+    assert "Traceback" not in text and "torchvision" not in text
+    assert "cifar-10-batches-py/data_batch_1" in text and "LENET_DATA_ROOT" in text
