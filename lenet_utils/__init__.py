@@ -12,6 +12,8 @@ Modules, one job each:
 * :mod:`lenet_utils.training`: ``train_one_epoch``, ``evaluate``, ``fit``, checkpoints;
 * :mod:`lenet_utils.records`: the results records every full run writes;
 * :mod:`lenet_utils.plots`: the figures the chapters draw;
+* :mod:`lenet_utils.architecture`: the paper's Fig. 2, drawn from a model;
+* :mod:`lenet_utils.animations`: the convolution animations, as data and drawings;
 * :mod:`lenet_utils.bench`: the fast-training ladder (``python -m lenet_utils.bench``).
 """
 

@@ -1,6 +1,7 @@
 """The teaching figures agree with PyTorch, with the model, and with their committed files."""
 
 import json
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -15,16 +16,19 @@ from matplotlib.text import Text
 from PIL import Image, ImageSequence
 from torch import nn
 
-from lenet_utils import diagrams
-from lenet_utils.models import LeNet5, LeNet1998
+from lenet_utils import animations, architecture
+from lenet_utils.lenet1998 import LeNet1998
+from lenet_utils.models import LeNet5
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ROOT / "book" / "figures"
+sys.path.insert(0, str(ROOT / "scripts"))
+import make_figures  # noqa: E402
 
 # The book's five animations, plus cases that exercise the arithmetic's corners: a stride
 # that leaves pixels over, padding with dilation, average pooling, and a ceil_mode window
 # that would start in the padding (PyTorch drops it).
-CONFIGS = [spec["config"] for spec in diagrams.ANIMATIONS.values()] + [
+CONFIGS = [spec["config"] for spec in animations.ANIMATIONS.values()] + [
     dict(size=6, kernel=3, stride=2, padding=1),
     dict(size=8, kernel=3, stride=3),
     dict(size=6, kernel=3, padding=2, dilation=2),
@@ -83,7 +87,7 @@ def _reads(config: dict) -> tuple[tuple[int, int], dict]:
 
 @pytest.mark.parametrize("config", CONFIGS, ids=_ids)
 def test_frames_read_what_pytorch_reads(config):
-    frames = diagrams.conv_frames(**config)
+    frames = animations.conv_frames(**config)
     (oh, ow), reads = _reads(config)
     size = config["size"]
     assert len(frames) == oh * ow, "one frame per output cell PyTorch computes"
@@ -112,7 +116,7 @@ def test_conv_frames_match_unfold_in_kernel_order(config):
         padding=config.get("padding", 0),
         stride=config.get("stride") or 1,
     )[0]
-    frames = diagrams.conv_frames(**config)
+    frames = animations.conv_frames(**config)
     assert cols.shape[1] == len(frames)
     for column, frame in zip(cols.T.tolist(), frames):
         expected = [
@@ -125,24 +129,24 @@ def test_conv_frames_match_unfold_in_kernel_order(config):
 @pytest.mark.parametrize("config", CONFIGS, ids=_ids)
 def test_formula_states_pytorch_size(config):
     (oh, _), _ = _reads(config)
-    formula = diagrams.conv_formula(**config)
+    formula = animations.conv_formula(**config)
     assert formula.endswith(f"= {oh}"), formula
     assert ("ceil(" if config.get("ceil_mode") else "floor(") in formula
-    assert f"{oh}x{oh} output" in diagrams.conv_alt_text(**config)
+    assert f"{oh}x{oh} output" in animations.conv_alt_text(**config)
 
 
 def test_conv_frames_refuse_ceil_mode_for_convolutions():
     with pytest.raises(ValueError, match="ceil_mode belongs to pooling"):
-        diagrams.conv_frames(5, 3, ceil_mode=True)
+        animations.conv_frames(5, 3, ceil_mode=True)
 
 
 def test_ceil_mode_animation_explains_the_kept_window():
-    spec = diagrams.ANIMATIONS["pool-ceil-mode"]
-    frames = diagrams.conv_frames(**spec["config"])
+    spec = animations.ANIMATIONS["pool-ceil-mode"]
+    frames = animations.conv_frames(**spec["config"])
     size = spec["config"]["size"]
     hanging = [f for f in frames if any(c >= size for rc in f.input_cells for c in rc)]
     assert hanging, "the ceil_mode example must show a window over the edge"
-    scene = diagrams._Scene(spec["config"])
+    scene = animations.ConvScene(spec["config"])
     texts = " ".join(t.get_text() for t in scene.fig.findobj(Text))
     assert "starts inside the input" in texts and "right-hand padding" in texts
 
@@ -164,7 +168,7 @@ def _c3_with(maps: int) -> LeNet5:
 
 
 def test_architecture_labels_come_from_the_model():
-    fig = diagrams.draw_architecture(LeNet5())
+    fig = architecture.draw_architecture(LeNet5())
     texts = _texts(fig)
     for label in (
         "input: 32x32",
@@ -186,7 +190,7 @@ def test_architecture_labels_come_from_the_model():
     assert min(t.get_fontsize() for t in fig.findobj(Text) if t.get_text()) >= 9
     plt.close(fig)
 
-    wide = diagrams.draw_architecture(_c3_with(32), title="32 maps in C3")
+    wide = architecture.draw_architecture(_c3_with(32), title="32 maps in C3")
     texts = _texts(wide)
     assert "C3: 32@10x10" in texts and "S4: 32@5x5" in texts
     assert "C3: 16@10x10" not in texts and "32 maps in C3" in texts
@@ -194,7 +198,7 @@ def test_architecture_labels_come_from_the_model():
 
 
 def test_architecture_of_other_models():
-    fig = diagrams.draw_architecture(
+    fig = architecture.draw_architecture(
         LeNet5(in_channels=3, num_classes=200, batchnorm=True)
     )
     texts = _texts(fig)
@@ -202,11 +206,11 @@ def test_architecture_of_other_models():
     assert not [t for t in texts if t.startswith("bn")], "batch norm is not drawn"
     plt.close(fig)
 
-    fig = diagrams.draw_architecture(LeNet5("classic"))
+    fig = architecture.draw_architecture(LeNet5("classic"))
     assert _texts(fig).count("2x2\naverage pooling") == 2
     plt.close(fig)
 
-    fig = diagrams.draw_architecture(LeNet1998())
+    fig = architecture.draw_architecture(LeNet1998())
     texts = _texts(fig)
     assert "2x2\nsubsampling" in texts and "Gaussian\nconnections" in texts
     assert "LeNet-5 (1998): layers and their maps" in texts
@@ -215,7 +219,7 @@ def test_architecture_of_other_models():
 
 def test_architecture_squares_grow_with_the_maps():
     """Square sizes follow the map sizes, bars the unit counts; at most 8 squares a stack."""
-    fig = diagrams.draw_architecture(_c3_with(32))
+    fig = architecture.draw_architecture(_c3_with(32))
     shapes: dict[str, list] = {}
     for patch in fig.axes[0].patches:
         if patch.get_gid():
@@ -252,9 +256,9 @@ def _recipe(path: Path) -> dict:
 def test_committed_gifs_match_the_code(tmp_path):
     """Same configuration, frames, title and alt text in every environment; the same bytes
     where the rendering libraries are the versions that wrote them (CI pins them)."""
-    fresh = {p.name: p for p in diagrams.write_animations(tmp_path)}
+    fresh = {p.name: p for p in make_figures.write_animations(tmp_path)}
     same_libraries = True
-    for name, spec in diagrams.ANIMATIONS.items():
+    for name, spec in animations.ANIMATIONS.items():
         committed = FIGURES / spec["file"]
         assert committed.exists(), (
             f"{committed} is missing: run python scripts/make_figures.py"
@@ -284,7 +288,7 @@ def test_committed_gifs_match_the_code(tmp_path):
 
 
 def test_conv_animation_holds_the_last_frame():
-    anim = diagrams.conv_animation(**diagrams.ANIMATIONS["conv-stride-2"]["config"])
+    anim = animations.conv_animation(**animations.ANIMATIONS["conv-stride-2"]["config"])
     scene = anim._lenet_scene
     assert len(scene.frames) == 9 and not plt.get_fignums()  # no stray pyplot figure
     assert scene.show(8)[-1].get_text().startswith("step 9 of 9")
