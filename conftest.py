@@ -20,7 +20,9 @@ ROOT = Path(__file__).resolve().parent
 
 # What the notebooks read: each entry is satisfied by any one of its alternatives.
 NOTEBOOK_DATA = {
-    "MNIST": [("MNIST/raw/train-images-idx3-ubyte", "MNIST/raw/t10k-images-idx3-ubyte")],
+    "MNIST": [
+        ("MNIST/raw/train-images-idx3-ubyte", "MNIST/raw/t10k-images-idx3-ubyte")
+    ],
     "CIFAR-10": [
         ("cifar-10-batches-py/data_batch_1", "cifar-10-batches-py/test_batch"),
         ("cifar10-jpg-train.zip", "cifar10-jpg-test.zip"),
