@@ -97,53 +97,89 @@ def show_feature_maps(
 
 
 def plot_history(
-    histories: dict[str, "object"],
+    histories: dict[str, object],
     *,
     title: str,
     topk: str = "top1",
-    loss_label: str = "cross-entropy",
+    loss_label: str | dict[str, str] = "cross-entropy",
     acc_ylim: tuple[float, float] | None = None,
 ) -> plt.Figure:
-    """Learning curves: loss and test accuracy per epoch, one line per named run.
+    """Learning curves: loss and accuracy per epoch, one colour per named run.
 
-    ``histories`` maps a run's name to a :class:`lenet_utils.training.History`; ``loss_label``
-    names the training criterion; ``acc_ylim`` zooms the accuracy axis.
+    ``histories`` maps a run's name to a :class:`lenet_utils.training.History`.
+    ``loss_label`` names the training criterion; a dict gives each run its own, and runs
+    with different criteria get separate loss panels (their scales need not compare).
+    ``acc_ylim`` zooms the accuracy axis.
     """
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 3.8))
+    labels = loss_label if isinstance(loss_label, dict) else {}
+    criteria = list(dict.fromkeys(labels.get(n, loss_label) for n in histories))
+    fig, axes = plt.subplots(
+        1, len(criteria) + 1, figsize=(5.5 * (len(criteria) + 1), 3.8)
+    )
+    loss_axes, ax_acc = dict(zip(criteria, axes[:-1], strict=True)), axes[-1]
     for name, history in histories.items():
         df = history.frame()
+        ax_loss = loss_axes[labels.get(name, loss_label)]
         (line,) = ax_loss.plot(df.index, df["train_loss"], label=f"{name}: train")
+        colour = line.get_color()
         ax_loss.plot(
-            df.index,
-            df["test_loss"],
-            "--",
-            color=line.get_color(),
-            label=f"{name}: test",
+            df.index, df["test_loss"], "--", color=colour, label=f"{name}: test"
         )
-        ax_acc.plot(
-            df.index,
-            df["train_top1"],
-            color=line.get_color(),
-            alpha=0.5,
-            label=f"{name}: train top-1",
-        )
-        ax_acc.plot(
-            df.index,
-            df[f"test_{topk}"],
-            "--",
-            color=line.get_color(),
-            label=f"{name}: test {topk.replace('top', 'top-')}",
-        )
-    ax_loss.set(title="Loss", xlabel="epoch", ylabel=loss_label)
+        kw = {"color": colour}
+        ax_acc.plot(df.index, df["train_top1"], alpha=0.5, label=f"{name}: train", **kw)
+        test = f"{name}: test {topk.replace('top', 'top-')}"
+        ax_acc.plot(df.index, df[f"test_{topk}"], "--", label=test, **kw)
+    for criterion, ax in loss_axes.items():
+        ax.set(title="Loss", xlabel="epoch", ylabel=criterion)
     ax_acc.set(title="Accuracy", xlabel="epoch", ylabel="accuracy (%)")
     if acc_ylim is not None:
         ax_acc.set_ylim(*acc_ylim)
-    for ax in (ax_loss, ax_acc):
+    for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def readable_table(frame, *, decimals: int | dict[str, int] = 2, total: bool = False):
+    """A DataFrame as people read tables: whole numbers with thousands separators (also in
+    a float column, as ``60,000`` not ``60000.0``), other numbers with ``decimals`` places
+    (per column if a dict), and a dash where there is no value, never ``NaN`` or ``None``.
+    ``total`` appends a row summing the whole-number columns."""
+    import numbers
+
+    import pandas as pd
+
+    def missing(v) -> bool:
+        return v is None or (isinstance(v, float) and math.isnan(v))
+
+    def whole(column) -> bool:
+        values = [v for v in column if not missing(v)]
+        return bool(values) and all(
+            isinstance(v, numbers.Number)
+            and not isinstance(v, bool)
+            and float(v).is_integer()
+            for v in values
+        )
+
+    out = frame.astype(object)
+    if total:
+        sums = {
+            c: sum(v for v in out[c] if not missing(v)) for c in out if whole(out[c])
+        }
+        out.loc["total"] = pd.Series(sums, dtype=object)
+    for name in out.columns:
+        places = decimals.get(name, 2) if isinstance(decimals, dict) else decimals
+        as_int = whole(out[name])
+        out[name] = [
+            "–" if missing(v)
+            else f"{int(v):,}" if as_int
+            else f"{v:,.{places}f}" if isinstance(v, numbers.Real) and not isinstance(v, bool)
+            else str(v)
+            for v in out[name]
+        ]  # fmt: skip
+    return out
 
 
 def confusion_matrix(

@@ -277,3 +277,34 @@ def test_fit_prints_one_line_per_epoch_without_bars(capsys):
     lines = out.out.strip().splitlines()
     assert [line.split(":")[0] for line in lines] == ["epoch  1/2", "epoch  2/2"]
     assert "\r" not in out.out and out.err == ""  # no progress-bar redraws
+
+
+def test_readable_table_formats_numbers_for_people():
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {"params": [156, 1516], "error %": [0.95, float("nan")], "n": [60000.0, None]},
+        index=["C1", "C3"],
+    )
+    out = plots.readable_table(frame, total=True)
+    assert out.loc["C3", "params"] == "1,516" and out.loc["total", "params"] == "1,672"
+    assert out.loc["C1", "error %"] == "0.95" and out.loc["C3", "error %"] == "–"
+    assert out.loc["C1", "n"] == "60,000" and out.loc["C3", "n"] == "–"
+    text = out.to_string()
+    assert "nan" not in text.lower() and "None" not in text and ".0 " not in text
+
+
+def test_runs_with_different_losses_get_separate_axes():
+    def history(scale):
+        return History([{"epoch": i, "lr": 0.1, "train_loss": scale / i, "train_top1": 90.0,
+                         "test_loss": scale / i, "test_top1": 90.0, "seconds": 1.0}
+                        for i in (1, 2)])  # fmt: skip
+
+    runs = {"1998": history(20.0), "modern": history(0.02)}
+    fig = plots.plot_history(
+        runs, title="T", loss_label={"1998": "MAP", "modern": "CE"}
+    )
+    assert [ax.get_ylabel() for ax in fig.axes] == ["MAP", "CE", "accuracy (%)"]
+    fig = plots.plot_history(runs, title="T")
+    assert [ax.get_ylabel() for ax in fig.axes] == ["cross-entropy", "accuracy (%)"]
+    matplotlib.pyplot.close("all")
