@@ -10,7 +10,6 @@ shows; ``python scripts/make_figures.py`` writes them as GIFs into ``book/figure
 
 from __future__ import annotations
 
-import inspect
 from typing import Literal, NamedTuple
 
 from matplotlib import animation
@@ -57,9 +56,13 @@ DEFAULTS: dict[str, object] = dict(
 )
 
 
-def _accepts_kind() -> bool:
-    # output_size may or may not take a keyword-only kind=: pass it only where it does
-    return "kind" in inspect.signature(output_size).parameters
+def _formula(
+    size: int, kernel: int, stride: int, padding: int, dilation: int, ceil_mode: bool
+) -> int:
+    """The textbook formula alone, before PyTorch drops a last window that would start in
+    the right-hand padding (what output_size returns is after it)."""
+    steps = size + 2 * padding - dilation * (kernel - 1) - 1
+    return (-(-steps // stride) if ceil_mode else steps // stride) + 1
 
 
 def _stride_default(kind: str, kernel: int, stride: int | None) -> int:
@@ -108,14 +111,7 @@ def _positions(
     kind: str,
 ) -> int:
     """Window positions along one axis: the course's formula, plus PyTorch's pooling rule."""
-    extra = {"kind": "maxpool"} if kind == "maxpool" and _accepts_kind() else {}
-    n = output_size(
-        size, kernel, stride, padding, dilation, ceil_mode=ceil_mode, **extra
-    )
-    # PyTorch (pooling_output_shape) drops a last window that would start in the
-    # right-hand padding; apply it here too in case output_size does not.
-    while ceil_mode and n > 1 and (n - 1) * stride >= size + padding:
-        n -= 1
+    n = output_size(size, kernel, stride, padding, dilation, ceil_mode, kind=kind)
     return int(n)
 
 
@@ -175,9 +171,7 @@ def conv_formula(
         terms += f" − {dilation}×({kernel} − 1) − 1"
     rounding = "ceil" if ceil_mode else "floor"
     text = f"{rounding}(({terms}) / {stride}) + 1"
-    formula = output_size(
-        size, kernel, stride, padding, dilation, ceil_mode=ceil_mode
-    )  # before PyTorch's rule for a window starting in the padding
+    formula = _formula(size, kernel, stride, padding, dilation, ceil_mode)
     if formula != n:
         return f"{text} = {formula}, less {formula - n} (starts in the padding) = {n}"
     return f"{text} = {n}"
@@ -228,8 +222,8 @@ def _ceil_note(
 ) -> str:
     """Why PyTorch keeps the last, overhanging window (and when it would drop one)."""
     last = (n - 1) * stride - padding
-    floor = output_size(size, kernel, stride, padding, dilation)
-    ceil = output_size(size, kernel, stride, padding, dilation, ceil_mode=True)
+    floor = _formula(size, kernel, stride, padding, dilation, False)
+    ceil = _formula(size, kernel, stride, padding, dilation, True)
     if ceil == floor:
         return "ceil_mode=True changes nothing here: the windows fit the input exactly."
     lines = [
@@ -276,7 +270,7 @@ def conv_alt_text(
     text += (
         f"; each of its {len(frames)} positions fills one cell of the {n}x{n} output."
     )
-    if ceil_mode and n > output_size(size, kernel, stride, padding, dilation):
+    if ceil_mode and n > _formula(size, kernel, stride, padding, dilation, False):
         text += (
             " With ceil_mode=True the last window in each row and column hangs over the"
             " input's edge; PyTorch keeps it because it starts inside the input, and"
