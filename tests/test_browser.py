@@ -275,6 +275,7 @@ class Survey:
 
     def follow(self, target: str, url: str, where: str) -> None:
         """A redirect page: it must land on an existing page."""
+        from selenium.common.exceptions import TimeoutException
         from selenium.webdriver.support.ui import WebDriverWait
 
         expected = urljoin(url, target)
@@ -284,7 +285,7 @@ class Survey:
             return
         try:
             WebDriverWait(self.browser, 15).until(lambda d: d.current_url == expected)
-        except Exception:  # selenium's TimeoutException; reported, not raised
+        except TimeoutException:
             self.problems.append(
                 f"{where}: did not forward to {target} (stayed at {self.browser.current_url})"
             )
