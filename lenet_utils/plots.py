@@ -45,8 +45,13 @@ def show_images(
         images = images[:, 0]
     n = images.shape[0]
     nrows, ncols = _grid(n, ncols)
+    height = (size + 0.35) * nrows + 0.5  # room for each row's captions
     fig, axes = plt.subplots(
-        nrows, ncols, figsize=(size * ncols, size * nrows + 0.5), squeeze=False
+        nrows,
+        ncols,
+        figsize=(size * ncols, height),
+        squeeze=False,
+        layout="constrained",
     )
     for i, ax in enumerate(axes.flat):
         ax.set_xticks([])
@@ -65,7 +70,6 @@ def show_images(
         if titles is not None:
             ax.set_title(titles[i], fontsize=9)
     fig.suptitle(suptitle)
-    fig.tight_layout()
     return fig
 
 
@@ -74,25 +78,42 @@ def show_feature_maps(
     *,
     layer: str,
     ncols: int | None = None,
-    cmap: str = "viridis",
+    cmap: str | None = None,
     size: float = 1.4,
+    symmetric: bool = False,
+    titles: Sequence[str] | None = None,
+    title: str | None = None,
 ) -> plt.Figure:
-    """Show the feature maps (C, H, W) of one image at one layer, labelled ``layer-k``."""
+    """Show the feature maps (C, H, W) of one image at one layer, captioned ``layer map k``
+    (or ``titles``), each on its own colour scale.
+
+    ``symmetric=True`` is for signed maps: a diverging colormap (red positive, blue
+    negative) with limits symmetric about zero, so that zero is white.
+    """
     maps = maps.detach().cpu().float()
     if maps.dim() == 4:
         maps = maps[0]
     c, h, w = maps.shape
     nrows, ncols = _grid(c, ncols)
+    cmap = cmap or ("RdBu_r" if symmetric else "viridis")
     fig, axes = plt.subplots(
-        nrows, ncols, figsize=(size * ncols, size * nrows + 0.6), squeeze=False
+        nrows,
+        ncols,
+        figsize=(size * ncols, (size + 0.35) * nrows + 0.5),
+        squeeze=False,
+        layout="constrained",
     )
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < c:
-            ax.imshow(maps[i].numpy(), cmap=cmap)
-            ax.set_title(f"{layer} map {i}", fontsize=8)
-    fig.suptitle(f"{layer}: {c} feature maps of {h}x{w}")
-    fig.tight_layout()
+            lim = maps[i].abs().max().item() or 1.0
+            limits = {"vmin": -lim, "vmax": lim} if symmetric else {}
+            ax.imshow(maps[i].numpy(), cmap=cmap, **limits)
+            ax.set_title(titles[i] if titles else f"{layer} map {i}", fontsize=9)
+    scale = (
+        "red positive, blue negative, white zero" if symmetric else "each its own scale"
+    )
+    fig.suptitle(title or f"{layer}: {c} feature maps of {h}x{w} ({scale})")
     return fig
 
 
