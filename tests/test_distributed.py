@@ -14,10 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from fakedata import write_mnist
+from fakedata import write_learnable_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
@@ -99,15 +98,7 @@ def test_two_processes_match_one_process_on_the_combined_batch(ddp_steps):
 
 def mnist_env(root: Path, n_train: int = 500) -> dict:
     """A learnable generated MNIST of ``n_train`` + 100 digits, and where runs write."""
-    rng = np.random.default_rng(0)
-    images, labels = {}, {}
-    for split, n in (("train", n_train), ("t10k", 100)):
-        labels[split] = (np.arange(n) % 10).astype(np.uint8)
-        images[split] = rng.integers(0, 30, (n, 28, 28)).astype(np.uint8)
-        for i, c in enumerate(labels[split]):
-            row, col = 7 * (c // 3), 9 * (c % 3)  # a 4 x 3 grid of 6 x 8 blocks
-            images[split][i, row : row + 6, col : col + 8] = 255
-    write_mnist(root / "data", images, labels)
+    write_learnable_mnist(root / "data", n_train)
     return {
         "LENET_DATA_ROOT": str(root / "data"),
         "LENET_CACHE_DIR": str(root / "cache"),
