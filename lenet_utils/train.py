@@ -87,7 +87,8 @@ cache, which every process then reads.
 def _describe(name: str, r: dict) -> str:
     """Three lines of ``--help`` for one recipe."""
     model = f"{r['variant']} LeNet-5" + (" + batch norm" if r["batchnorm"] else "")
-    aug = f"{r['padding']}-px {'reflect crops' if r['pad_mode'] == 'reflect' else 'shifts'}"
+    crops = "reflect crops" if r["pad_mode"] == "reflect" else "shifts"
+    aug = f"{r['padding']}-px {crops}"
     aug += " + flips" if r["flip"] else ""
     aug += f", label smoothing {r['label_smoothing']}" if r["label_smoothing"] else ""
     decay = f"{r['weight_decay']:.0e}".replace("e-0", "e-")
@@ -120,55 +121,106 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument(
         "--variant", choices=("modern", "classic"), help="LeNet-5 variant"
     )
-    what.add_argument("--batchnorm", action=argparse.BooleanOptionalAction,
-                      help="batch norm after C1, C3, C5 and F6")  # fmt: skip
-    what.add_argument("--per-class", type=int, metavar="N",
-                      help="train on the first N images of each class (smoke: a few)")  # fmt: skip
-    what.add_argument("--test-per-class", type=int, metavar="N",
-                      help="test on the first N images of each class")  # fmt: skip
+    what.add_argument(
+        "--batchnorm",
+        action=argparse.BooleanOptionalAction,
+        help="batch norm after C1, C3, C5 and F6",
+    )
+    what.add_argument(
+        "--per-class",
+        type=int,
+        metavar="N",
+        help="train on the first N images of each class (smoke: a few)",
+    )
+    what.add_argument(
+        "--test-per-class",
+        type=int,
+        metavar="N",
+        help="test on the first N images of each class",
+    )
     how = parser.add_argument_group("training")
     how.add_argument("--epochs", type=int, metavar="N", help="(smoke budget: 2)")
-    how.add_argument("--batch-size", type=int, metavar="B", help="the global batch: "
-                     "under torchrun each of N processes takes B/N images a step")  # fmt: skip
+    how.add_argument(
+        "--batch-size",
+        type=int,
+        metavar="B",
+        help="the global batch: "
+        "under torchrun each of N processes takes B/N images a step",
+    )
     how.add_argument("--lr", type=float, help="peak learning rate of the one-cycle")
     how.add_argument("--weight-decay", type=float, metavar="WD")
     how.add_argument("--padding", type=int, metavar="PX", help="random shifts/crops")
     how.add_argument("--pad-mode", choices=("zeros", "reflect"))
-    how.add_argument("--flip", action=argparse.BooleanOptionalAction,
-                     help="random horizontal flips")  # fmt: skip
+    how.add_argument(
+        "--flip", action=argparse.BooleanOptionalAction, help="random horizontal flips"
+    )
     how.add_argument("--label-smoothing", type=float, metavar="EPS")
     how.add_argument("--seed", type=int, default=0, help="(default: 0)")
     run = parser.add_argument_group("where and how it runs")
-    run.add_argument("--device", choices=("cuda", "mps", "cpu"),
-                     help="default: the best there is; under torchrun on GPUs, "
-                     "process k of a machine uses cuda:k")  # fmt: skip
-    run.add_argument("--budget", choices=("full", "smoke"),
-                     help=f"default: ${BUDGET_ENV}, else full")  # fmt: skip
-    run.add_argument("--checkpoint", type=Path, metavar="PATH", help="save after "
-                     "every epoch; if PATH exists, resume from it (same processes)")  # fmt: skip
-    run.add_argument("--stop-after", type=int, metavar="K", help="stop after epoch K "
-                     "(with --checkpoint: go on later, e.g. within a job's time limit)")  # fmt: skip
-    run.add_argument("--drop-remainder", action="store_true", help="under torchrun, "
-                     "leave out the images that do not split evenly over the processes")  # fmt: skip
+    run.add_argument(
+        "--device",
+        choices=("cuda", "mps", "cpu"),
+        help="default: the best there is; under torchrun on GPUs, "
+        "process k of a machine uses cuda:k",
+    )
+    run.add_argument(
+        "--budget", choices=("full", "smoke"), help=f"default: ${BUDGET_ENV}, else full"
+    )
+    run.add_argument(
+        "--checkpoint",
+        type=Path,
+        metavar="PATH",
+        help="save after every epoch; if PATH exists, resume from it (same processes)",
+    )
+    run.add_argument(
+        "--stop-after",
+        type=int,
+        metavar="K",
+        help="stop after epoch K "
+        "(with --checkpoint: go on later, e.g. within a job's time limit)",
+    )
+    run.add_argument(
+        "--drop-remainder",
+        action="store_true",
+        help="under torchrun, "
+        "leave out the images that do not split evenly over the processes",
+    )
     run.add_argument("--threads", type=int, metavar="N", help="CPU threads per process")
-    run.add_argument("--timeout", type=float, default=1800, metavar="S", help="fail "
-                     "when the processes wait for each other over S seconds (1800)")  # fmt: skip
-    run.add_argument("--progress", action=argparse.BooleanOptionalAction,
-                     help="live progress bars (default: $LENET_PROGRESS, else on)")  # fmt: skip
+    run.add_argument(
+        "--timeout",
+        type=float,
+        default=1800,
+        metavar="S",
+        help="fail when the processes wait for each other over S seconds (1800)",
+    )
+    run.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        help="live progress bars (default: $LENET_PROGRESS, else on)",
+    )
     out = parser.add_argument_group("results")
-    out.add_argument("--chapter", choices=CHAPTERS, metavar="NAME",
-                     help="the chapter the record belongs to (default: the recipe's)")  # fmt: skip
+    out.add_argument(
+        "--chapter",
+        choices=CHAPTERS,
+        metavar="NAME",
+        help="the chapter the record belongs to (default: the recipe's)",
+    )
     out.add_argument("--no-record", action="store_true", help="write no results record")
-    out.add_argument("--log-json", type=Path, metavar="PATH",
-                     help="also write the history and throughput here (any budget)")  # fmt: skip
+    out.add_argument(
+        "--log-json",
+        type=Path,
+        metavar="PATH",
+        help="also write the history and throughput here (any budget)",
+    )
     return parser
 
 
 def settings(args: argparse.Namespace) -> dict:
     """The recipe with the options given on the command line put over it."""
     out = dict(RECIPES[args.recipe])
-    for key in ("dataset", "variant", "batchnorm", "epochs", "batch_size", "lr",
-                "weight_decay", "padding", "pad_mode", "flip", "label_smoothing"):  # fmt: skip
+    options = ("dataset", "variant", "batchnorm", "epochs", "batch_size", "lr")
+    options += ("weight_decay", "padding", "pad_mode", "flip", "label_smoothing")
+    for key in options:
         if getattr(args, key) is not None:
             out[key] = getattr(args, key)
     smoke = budget() == "smoke"
@@ -185,7 +237,8 @@ def settings(args: argparse.Namespace) -> dict:
     out["per_class"] = per_class if given[0] is None else given[0]
     out["test_per_class"] = test_per_class if given[1] is None else given[1]
     out["chapter"] = args.chapter or out["chapter"]
-    for key in ("epochs", "batch_size", "per_class", "test_per_class"):
+    out["stop_after"] = args.stop_after
+    for key in ("epochs", "batch_size", "per_class", "test_per_class", "stop_after"):
         if out[key] is not None and out[key] < 1:
             raise ValueError(f"--{key.replace('_', '-')} must be at least 1")
     return out
@@ -236,12 +289,14 @@ def _train(args: argparse.Namespace) -> History:
     train, test, model, (train_loader, test_loader) = _prepare(s, args, device)
     label, params = _model_label(s, world), count_parameters(model)
     if main:
-        print(f"Hardware: {device_name(device)} | {world} process(es), backend {backend}"
-              f" | budget: {budget()}")  # fmt: skip
-        print(f"{args.recipe}: {train.title}, {len(train):,} training and {len(test):,} "
-              f"test images; {label}, {params:,} parameters")  # fmt: skip
-        print(f"{s['epochs']} epochs, batch {s['batch_size']} ({len(train_loader)} steps "
-              f"of {s['batch_size'] // world} per process), peak lr {s['lr']}")  # fmt: skip
+        hardware = f"{device_name(device)} | {world} process(es), backend {backend}"
+        print(f"Hardware: {hardware} | budget: {budget()}")
+        sizes = f"{len(train):,} training and {len(test):,} test images"
+        print(f"{args.recipe}: {train.title}, {sizes}; {label}, {params:,} parameters")
+        steps = f"{len(train_loader)} steps of {s['batch_size'] // world} per process"
+        print(
+            f"{s['epochs']} epochs, batch {s['batch_size']} ({steps}), peak lr {s['lr']}"
+        )
     optimizer, scheduler = sgd_one_cycle(
         model, lr=s["lr"], epochs=s["epochs"], steps_per_epoch=len(train_loader),
         weight_decay=s["weight_decay"],
@@ -251,8 +306,9 @@ def _train(args: argparse.Namespace) -> History:
     )
     history = fit(
         distributed.wrap(model, device), train_loader, test_loader,
-        epochs=s["epochs"], stop_after=args.stop_after, optimizer=optimizer, scheduler=scheduler, loss_fn=loss_fn,
-        device=device, checkpoint=args.checkpoint, progress=args.progress,
+        epochs=s["epochs"], stop_after=args.stop_after, optimizer=optimizer,
+        scheduler=scheduler, loss_fn=loss_fn, device=device,
+        checkpoint=args.checkpoint, progress=args.progress,
     )  # fmt: skip
     images = train_loader.shard_size * world  # per epoch, over every process
     for row in history.epochs:
@@ -303,7 +359,7 @@ def main(argv: list[str] | None = None) -> History:
     try:
         return _train(args)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
-        # The same inputs reach every rank, so every rank stops here: none is left waiting.
+        # The same inputs reach every rank, so every rank stops here: none waits for ever.
         if os.environ.get("RANK", "0").strip() in ("0", ""):
             ours = (ValueError, OSError, distributed.LaunchError)
             kind = "" if isinstance(err, ours) else f"{type(err).__name__}: "
