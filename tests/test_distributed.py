@@ -1,7 +1,7 @@
 """DDP on the CPU: 2 processes on gloo, started by torchrun, as CI can run them.
 
-Every launch runs under a hard wall-clock limit (``LAUNCH_LIMIT``) and in its own process
-group, killed whole when the limit passes: a hung rank fails its test, never CI. Inside,
+Every launch runs under a hard wall-clock limit (``LAUNCH_LIMIT``); when it passes, torchrun
+and every process it started are killed: a hung rank fails its test, never CI. Inside,
 the process group's own timeout (``--timeout``) makes a collective that waits for a dead
 rank fail sooner still.
 """
@@ -36,6 +36,25 @@ GROUP_TIMEOUT = "30"  # s: how long a collective may wait for a missing rank
 ATOL = 1e-6
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process that ``pid`` started, directly or not (read from Linux's /proc).
+    torchrun starts each rank in a session of its own, so killing torchrun's process
+    group would leave a hung rank running, holding the output pipe open."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
 def launch(args: list[str], env: dict, nproc: int = 2) -> tuple[int, str, float]:
     """``torchrun --standalone --nproc_per_node=nproc ARGS``: (exit status, output, s)."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
@@ -49,8 +68,12 @@ def launch(args: list[str], env: dict, nproc: int = 2) -> tuple[int, str, float]
     try:
         out, _ = proc.communicate(timeout=LAUNCH_LIMIT)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)  # torchrun and every rank it started
-        out, _ = proc.communicate()
+        for pid in [*descendants(proc.pid), proc.pid]:  # every rank, then torchrun
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        out, _ = proc.communicate(timeout=30)
         pytest.fail(f"no answer within {LAUNCH_LIMIT} s (a rank hung?):\n{out[-3000:]}")
     return proc.returncode, out, time.monotonic() - start
 
@@ -180,3 +203,25 @@ def test_a_checkpoint_of_another_world_size_stops_every_rank(tmp_path, monkeypat
     assert code != 0
     assert "written by a run of 1 process(es), but this run has 2" in out, out[-3000:]
     assert "without torchrun" in out
+
+
+HANG = """
+import time
+import torch
+from lenet_utils import distributed
+
+distributed.setup("cpu", timeout_s=5)
+if distributed.rank() == 1:
+    time.sleep(300)  # a rank that hangs and never joins the all-reduce
+distributed.all_reduce_sum(torch.ones(1))
+"""
+
+
+def test_a_hung_rank_fails_by_the_group_timeout_not_for_ever(tmp_path):
+    script = tmp_path / "hang.py"
+    script.write_text(HANG)
+    code, out, _ = launch([str(script)], {})
+    assert code != 0
+    # Rank 0 gave up after 5 s and torchrun stopped rank 1, long before its 300 s sleep
+    # (without the timeout, launch() would fail the test at LAUNCH_LIMIT instead).
+    assert "Timed out" in out or "timed out" in out, out[-3000:]
