@@ -15,7 +15,7 @@ import os
 import pickle
 import zlib
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -189,16 +189,22 @@ def _unpickle(path: Path) -> dict:
         raise _corrupt(path, detail) from err
 
 
-def _read_batches(
+def _read_batches(*args) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batches of :func:`_iter_batches` (same arguments), in one pair of tensors."""
+    images, labels = zip(*_iter_batches(*args))
+    return torch.cat(images), torch.cat(labels)
+
+
+def _iter_batches(
     paths: Sequence[Path],
     shape: tuple[int, ...],
     n_classes: int,
     first_label: int,
     per_class: int | None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pickled batches; with ``per_class``, stop reading once every class is full."""
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(images, labels) of one pickled batch after another; with ``per_class``, stop
+    reading once every class is full."""
     counts = np.zeros(n_classes, dtype=np.int64)
-    images, labels = [], []
     for path in paths:
         batch = _unpickle(path)
         try:
@@ -214,11 +220,9 @@ def _read_batches(
             keep = first_indices(y, per_class - counts)
             x, y = x[keep], y[keep]
             counts += np.bincount(y, minlength=n_classes)
-        images.append(torch.from_numpy(x))
-        labels.append(torch.from_numpy(y))
+        yield torch.from_numpy(x), torch.from_numpy(y)
         if per_class is not None and counts.min() >= per_class:
             break
-    return torch.cat(images), torch.cat(labels)
 
 
 def _load_cifar10(
@@ -262,9 +266,8 @@ def _load_cifar10(
     )  # fmt: skip
 
 
-def _load_imagenet(
-    res: int, root: Path, split: str, per_class: int | None
-) -> TensorData:
+def _imagenet_sources(res: int, root: Path, split: str) -> tuple[list[Path], list[str]]:
+    """The batch files of Imagenet{res}'s ``split`` and its class names."""
     names = [f"train_data_batch_{i}" for i in range(1, 11)] if split == "train" else []
     names = names or ["val_data"]
     kinds = ("train", "val", "train_part1", "train_part2")
@@ -283,7 +286,6 @@ def _load_imagenet(
                 f"and val zips and unzip them into {root}",
             )  # fmt: skip
         paths.append(found)
-    images, labels = _read_batches(paths, (3, res, res), 1000, 1, per_class)
     classes = [f"class {i}" for i in range(1000)]
     maps = [d / "map_clsloc.txt" for d in folders]
     mapping = next((m for m in maps if m.is_file()), None)
@@ -292,6 +294,18 @@ def _load_imagenet(
             parts = line.split()
             if len(parts) >= 3 and parts[1].isdigit() and 1 <= int(parts[1]) <= 1000:
                 classes[int(parts[1]) - 1] = parts[2].replace("_", " ")
+    return paths, classes
+
+
+def _load_imagenet(
+    res: int, root: Path, split: str, per_class: int | None, mmap: bool
+) -> TensorData:
+    if mmap:  # converted once to a uint8 file in the cache, shared by every process
+        from .memmap import load_memmap
+
+        return load_memmap(res, root, split, per_class)
+    paths, classes = _imagenet_sources(res, root, split)
+    images, labels = _read_batches(paths, (3, res, res), 1000, 1, per_class)
     return TensorData(
         images, labels, classes, f"imagenet{res}", f"Imagenet{res}",
         describe_path(paths[0].parent), *STATS[f"imagenet{res}"],
@@ -401,6 +415,7 @@ def load_tensors(
     per_class: int | None = None,
     download: bool = True,
     cache: bool = True,
+    mmap: bool = False,
 ) -> TensorData:
     """One split of a dataset as uint8 tensors; ``split="test"`` is ImageNet's val split.
 
@@ -416,7 +431,9 @@ def load_tensors(
       or npz) in ``Imagenet32_train/``, ``Imagenet32_val/``, ``Imagenet32/`` or the root;
       never downloaded (image-net.org needs a login).
 
-    ``per_class`` keeps the first images of each class and decodes only those.
+    ``per_class`` keeps the first images of each class and decodes only those. With
+    ``mmap`` (Imagenet32/64 only), the images are converted once to a ``uint8`` file in the
+    cache and memory-mapped, not read into memory (see :mod:`lenet_utils.memmap`).
     """
     if dataset not in DATASETS:
         raise ValueError(
@@ -428,6 +445,8 @@ def load_tensors(
             "('test' is the validation split of the ImageNet sets)"
         )
     _check_per_class(per_class)
+    if mmap and not dataset.startswith("imagenet"):
+        raise ValueError(f"mmap=True is for imagenet32 and imagenet64, not {dataset!r}")
     root = data_root(root)
     if dataset == "mnist":
         return _load_mnist(root, split, per_class, download)
@@ -435,7 +454,7 @@ def load_tensors(
         return _load_cifar10(root, split, per_class, download, cache)
     if dataset == "tiny-imagenet":
         return _load_tiny(root, split, per_class, download, cache)
-    return _load_imagenet(int(dataset[-2:]), root, split, per_class)
+    return _load_imagenet(int(dataset[-2:]), root, split, per_class, mmap)
 
 
 def load_imagefolder(

@@ -5,6 +5,12 @@
 per-epoch history (loss, top-1, and top-5 with more than 10 classes), prints one line per
 epoch (with live progress bars unless ``LENET_PROGRESS=0``), uses mixed precision on CUDA,
 and can save and resume a checkpoint after every epoch.
+
+Under ``torchrun`` the same functions train with ``DistributedDataParallel``: they accept a
+DDP-wrapped model, each process iterates over its own shard, and the sums behind every
+figure are added up over the processes (:func:`lenet_utils.distributed.all_reduce_sum`), so
+the history describes the whole dataset and is the same on every rank. Only rank 0 prints
+and writes checkpoints.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ import torch
 from torch import nn
 
 from .config import describe_path, get_device, progress_bars, sync
+from .distributed import all_reduce_max, all_reduce_sum, is_distributed, is_main
+from .distributed import unwrap, world_size
 from .records import atomic_write
 
 __all__ = [
@@ -95,6 +103,16 @@ def _scaler(device: torch.device, amp: bool):
     return torch.amp.GradScaler("cuda")
 
 
+def _summed(values: list, device: torch.device) -> list[float]:
+    """The ranks' sums of ``values`` (numbers or 0-d tensors) as floats; in one process,
+    the values themselves. float64, so counts up to 2**53 stay exact."""
+    if not is_distributed():
+        return [float(v) for v in values]
+    where = device if device.type == "cuda" else torch.device("cpu")  # nccl: GPU only
+    t = torch.stack([torch.as_tensor(v, dtype=torch.float64).to(where) for v in values])
+    return all_reduce_sum(t).tolist()
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
@@ -104,12 +122,14 @@ def evaluate(
     amp: bool = True,
     flip_tta: bool = False,
 ) -> dict[str, float]:
-    """Mean loss and top-1 (and top-5 with more than 10 classes) in percent.
+    """Mean loss and top-1 (and top-5 with more than 10 classes) in percent. Under DDP each
+    rank scores its shard and the figures are those of all the shards together.
 
     With ``flip_tta``, each image is scored by the mean of the softmax outputs for it and
     its mirror image (test-time augmentation); the loss is then that of the mean.
     """
     device = device or next(model.parameters()).device
+    model = unwrap(model)  # every rank holds the same weights: no need for DDP here
     model.eval()
     total, loss_sum, correct = 0, 0.0, None
     for x, y in batches:
@@ -124,12 +144,17 @@ def evaluate(
         hits = accuracy(logits, y, _topk_for(logits.shape[1]))
         correct = hits if correct is None else correct + hits
         total += y.numel()
+    # Under DDP a rank's shard may be empty: it still takes part in the sums, with zeros.
+    hits = [0, 0] if correct is None else [*correct, 0][:2]
+    top5 = correct is not None and len(correct) > 1
+    loss_sum, total, top1, top5_hits, top5 = _summed(
+        [loss_sum, total, *hits, top5], device
+    )
     if total == 0:
         raise ValueError("evaluate: the batches were empty")
-    rates = (100.0 * correct / total).tolist()
-    out = {"loss": float(loss_sum) / total, "top1": rates[0]}
-    if len(rates) > 1:
-        out["top5"] = rates[1]
+    out = {"loss": loss_sum / total, "top1": 100.0 * top1 / total}
+    if top5:
+        out["top5"] = 100.0 * top5_hits / total
     return out
 
 
@@ -178,21 +203,62 @@ def sgd_one_cycle(
     )
 
 
+def _model_name(model: nn.Module) -> str:
+    """A short description of the model a checkpoint belongs to (class and settings)."""
+    model = unwrap(model)
+    return f"{type(model).__name__}({model.extra_repr()})"
+
+
 def save_checkpoint(
     path: str | os.PathLike, model: nn.Module, optimizer, scheduler, history: History
 ) -> None:
-    """Save what resuming after the last finished epoch needs (written atomically)."""
+    """Save what resuming after the last finished epoch needs (written atomically), with
+    the model's description and the number of processes, checked when it is loaded."""
     sched = None
     if scheduler is not None:  # older torch keeps a bound method in it: not a weight
         sched = {k: v for k, v in scheduler.state_dict().items() if not callable(v)}
     state = {
-        "model": model.state_dict(),
+        "model": unwrap(model).state_dict(),  # without DDP's "module." prefixes
         "optimizer": optimizer.state_dict(),
         "scheduler": sched,
         "history": history.epochs,
         "rng": torch.get_rng_state(),
+        "model_name": _model_name(model),
+        "world_size": world_size(),
     }
     atomic_write(path, lambda f: torch.save(state, f))
+
+
+def _unreadable(path, err: Exception) -> ValueError:
+    first = str(err).strip().splitlines()[0][:160] if str(err).strip() else ""
+    return ValueError(
+        f"checkpoint {path} could not be loaded ({type(err).__name__}: {first}); "
+        "delete it to start from scratch, or pass the model it was saved from"
+    )
+
+
+def _check_fits(path, state: dict, model: nn.Module) -> None:
+    """Refuse, with the reason, a checkpoint of another model or another world size."""
+    saved, current = state.get("model_name"), _model_name(model)
+    if saved is not None and saved != current:
+        raise ValueError(
+            f"checkpoint {path} was saved from another model, {saved}, but this run "
+            f"trains {current}: resume it with the settings it was saved with, or give "
+            "another checkpoint path (or delete this one) to start afresh"
+        )
+    saved_world, world = int(state.get("world_size", 1)), world_size()
+    if saved_world != world:
+        how = (
+            "without torchrun"
+            if saved_world == 1
+            else f"under torchrun with {saved_world} processes in all"
+        )
+        raise ValueError(
+            f"checkpoint {path} was written by a run of {saved_world} process(es), but "
+            f"this run has {world}: each process's shard of the data and the batches its "
+            f"batch norm averages over depend on that number. Resume it {how}, or give "
+            "another checkpoint path (or delete this one) to start afresh"
+        )
 
 
 def load_checkpoint(
@@ -201,20 +267,32 @@ def load_checkpoint(
     """Restore a checkpoint written by :func:`save_checkpoint`; returns its history.
 
     Loaded with ``weights_only=True``: tensors and plain containers, never pickled code.
+    A checkpoint of another model, or of a run with another number of processes, is
+    refused with a ``ValueError`` that says so.
     """
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
+    except Exception as err:  # unreadable, truncated, not a checkpoint
+        raise _unreadable(path, err) from err
+    if isinstance(state, dict):
+        _check_fits(path, state, model)
+        saved = (state.get("scheduler") or {}).get("total_steps")
+        steps = getattr(scheduler, "total_steps", None)
+        if saved is not None and steps is not None and saved != steps:
+            raise ValueError(
+                f"checkpoint {path} belongs to a schedule of {saved} steps, but this "
+                f"run's has {steps}: resume it with the epochs and batch size it was "
+                "started with (the one-cycle's length depends on both), or give "
+                "another checkpoint path (or delete this one) to start afresh"
+            )
+    try:
+        unwrap(model).load_state_dict(state["model"])
         if optimizer is not None:
             optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state["scheduler"] is not None:
             scheduler.load_state_dict(state["scheduler"])
-    except Exception as err:  # unreadable, truncated, not a checkpoint, another model's
-        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else ""
-        raise ValueError(
-            f"checkpoint {path} could not be loaded ({type(err).__name__}: {first}); "
-            "delete it to start from scratch, or pass the model it was saved from"
-        ) from err
+    except Exception as err:  # not a checkpoint, another model's weights
+        raise _unreadable(path, err) from err
     torch.set_rng_state(state["rng"])
     return History(list(state["history"]))
 
@@ -242,7 +320,8 @@ def train_one_epoch(
     desc: str = "",
 ) -> dict[str, float]:
     """One pass over ``batches``: forward, loss, backward, step (and the scheduler's step
-    after every batch). Returns the mean training loss, top-1 and the seconds it took."""
+    after every batch). Returns the mean training loss, top-1 and the seconds it took
+    (under DDP: over every rank's batches, and the slowest rank's seconds)."""
     model.train()
     sync(device)
     start = time.perf_counter()
@@ -266,12 +345,13 @@ def train_one_epoch(
         loss_sum = loss_sum + loss.detach() * y.numel()
         correct = correct + accuracy(logits.detach(), y)[0]
     sync(device)
-    seconds = time.perf_counter() - start
+    seconds = all_reduce_max(time.perf_counter() - start, device)
+    loss_sum, seen, correct = _summed([loss_sum, seen, correct], device)
     if seen == 0:
         raise ValueError("train_one_epoch: the batches were empty")
     return {
-        "train_loss": float(loss_sum) / seen,
-        "train_top1": 100.0 * float(correct) / seen,
+        "train_loss": loss_sum / seen,
+        "train_top1": 100.0 * correct / seen,
         "seconds": seconds,
     }
 
@@ -298,29 +378,47 @@ def fit(
     amp: bool = True,
     checkpoint: str | os.PathLike | None = None,
     progress: bool | None = None,
+    stop_after: int | None = None,
 ) -> History:
     """Train for ``epochs`` epochs, evaluating on ``test`` after each; returns the history.
 
     ``scheduler`` is stepped after every batch (e.g. ``OneCycleLR``). With ``checkpoint``,
     the state is saved after each epoch, and a run restarted with the same path resumes
-    after the last finished epoch. ``progress`` defaults to ``LENET_PROGRESS``.
+    after the last finished epoch (a loader with ``set_epoch``, such as
+    :class:`~lenet_utils.pipeline.TensorLoader`, then replays that epoch's shuffle).
+    ``stop_after`` ends this session after that epoch (of ``epochs``), to go on later
+    from the checkpoint. ``progress`` defaults to ``LENET_PROGRESS``. Under DDP every rank loads the
+    checkpoint, and only rank 0 prints, shows progress bars and saves.
     """
     device = device or get_device()
-    progress = progress_bars() if progress is None else progress
+    main = is_main()
+    progress = (progress_bars() if progress is None else progress) and main
     model.to(device)
     history = History()
-    if checkpoint is not None and Path(checkpoint).exists():
-        history = load_checkpoint(checkpoint, model, optimizer, scheduler)
-        print(
-            f"resumed from {describe_path(checkpoint)} after epoch {len(history.epochs)}"
+    found = checkpoint is not None and Path(checkpoint).exists()
+    seen_by = _summed([found], device)[0]  # how many ranks see the file
+    if 0 < seen_by < world_size():  # some would resume, others start afresh: refuse
+        raise RuntimeError(
+            f"checkpoint {checkpoint} exists for {seen_by:.0f} of {world_size()} "
+            "processes: put it on a file system that every machine sees, or remove it"
         )
+    if found:
+        history = load_checkpoint(checkpoint, model, optimizer, scheduler)
+        if main:
+            done = len(history.epochs)
+            print(f"resumed from {describe_path(checkpoint)} after epoch {done}")
     scaler = _scaler(device, amp)
-    say = print
+    say = print if main else (lambda line: None)
     if progress:
         from tqdm.auto import tqdm
 
         say = tqdm.write  # prints above the live bars instead of through them
-    for epoch in _bar(range(len(history.epochs), epochs), progress, desc="epochs"):
+    set_epoch = getattr(train, "set_epoch", None)  # also a DataLoader's sampler's:
+    set_epoch = set_epoch or getattr(getattr(train, "sampler", None), "set_epoch", None)
+    last = epochs if stop_after is None else min(stop_after, epochs)
+    for epoch in _bar(range(len(history.epochs), last), progress, desc="epochs"):
+        if set_epoch is not None:  # the same shuffle on every rank, and after a resume
+            set_epoch(epoch)
         trained = train_one_epoch(
             model, train, optimizer, scheduler=scheduler, loss_fn=loss_fn,
             device=device, amp=amp, scaler=scaler, progress=progress,
@@ -331,6 +429,6 @@ def fit(
         row.update({f"test_{k}": v for k, v in scores.items()})
         history.epochs.append(row)
         say(_epoch_line(row, epochs))
-        if checkpoint is not None:
+        if checkpoint is not None and main:
             save_checkpoint(checkpoint, model, optimizer, scheduler, history)
     return history

@@ -189,3 +189,17 @@ def build_standins(root: Path, seed: int = 0) -> Path:
         "Generated stand-in datasets for the tests (tests/fakedata.py), not real data.\n"
     )
     return root
+
+
+def write_learnable_mnist(root: Path, n_train: int = 500, n_test: int = 100) -> Path:
+    """A tiny learnable MNIST in ``root/MNIST/raw``: each digit class is a bright 6 x 8
+    block at its own place of a 4 x 3 grid, on faint noise; ``n_train`` + ``n_test``."""
+    rng = np.random.default_rng(0)
+    images, labels = {}, {}
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        labels[split] = (np.arange(n) % 10).astype(np.uint8)
+        images[split] = rng.integers(0, 30, (n, 28, 28)).astype(np.uint8)
+        for i, c in enumerate(labels[split]):
+            row, col = 7 * (c // 3), 9 * (c % 3)
+            images[split][i, row : row + 6, col : col + 8] = 255
+    return write_mnist(root, images, labels)
