@@ -31,8 +31,12 @@ def write_student_notebooks(app, config) -> None:
     folder = extra / "student"
     script = _script(srcdir)
     if script.main(["--out", str(folder)]) != 0:
-        raise ExtensionError("student notebooks: an exercise lacks its solution (see above)")
-    with zipfile.ZipFile(folder / "student-notebooks.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        raise ExtensionError(
+            "student notebooks: an exercise lacks its solution (see above)"
+        )
+    with zipfile.ZipFile(
+        folder / "student-notebooks.zip", "w", zipfile.ZIP_DEFLATED
+    ) as zf:
         for path in sorted(folder.glob("*.ipynb")):
             zf.write(path, f"lenet5-course-student/{path.name}")
     config.html_extra_path = [*config.html_extra_path, str(extra)]
