@@ -3,7 +3,8 @@
 Modules, one job each:
 
 * :mod:`lenet_utils.config`: every setting (data root, budget, paths), seeding, the device;
-* :mod:`lenet_utils.arithmetic`: output sizes, parameters, connections, MACs, layer tables;
+* :mod:`lenet_utils.arithmetic`: output sizes, parameters, connections and MACs, PyTorch's rules;
+* :mod:`lenet_utils.tables`: those figures for one layer, or for every layer of a model;
 * :mod:`lenet_utils.models`: LeNet-5 (modern and classic) with the paper's layer names;
 * :mod:`lenet_utils.lenet1998`: LeNet-5 (1998), the paper's network, faithfully;
 * :mod:`lenet_utils.storage`: dataset files, errors, image decoding, cache and downloads;
@@ -14,7 +15,10 @@ Modules, one job each:
 * :mod:`lenet_utils.plots`: the figures the chapters draw;
 * :mod:`lenet_utils.architecture`: the paper's Fig. 2, drawn from a model;
 * :mod:`lenet_utils.animations`: the convolution animations, as data and drawings;
-* :mod:`lenet_utils.bench`: the fast-training ladder (``python -m lenet_utils.bench``).
+* :mod:`lenet_utils.bench`: the fast-training ladder (``python -m lenet_utils.bench``);
+* :mod:`lenet_utils.distributed`: one process per GPU under ``torchrun`` (DDP);
+* :mod:`lenet_utils.memmap`: a dataset as one memory-mapped file, shared by processes;
+* :mod:`lenet_utils.train`: the command line (``python -m lenet_utils.train``).
 """
 
 from .config import (

@@ -2,7 +2,7 @@
 
 One job: :func:`draw_architecture` draws a model as stacks of feature maps, left to
 right, every label read off one forward pass through the model
-(:func:`lenet_utils.arithmetic.layer_table`), so the figure cannot drift from the
+(:func:`lenet_utils.tables.layer_table`), so the figure cannot drift from the
 model; :func:`architecture_labels` returns the same words as data.
 """
 
@@ -18,7 +18,7 @@ from matplotlib.patches import Rectangle
 from matplotlib.text import Text
 from torch import nn
 
-from .arithmetic import LayerRow, layer_table
+from .tables import LayerRow, layer_table
 
 __all__ = [
     "OPERATIONS",

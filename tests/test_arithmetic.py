@@ -20,6 +20,7 @@ from torch import nn
 from torchinfo import summary
 
 from lenet_utils import arithmetic as ar
+from lenet_utils import tables as tb
 from lenet_utils.models import C3_TABLE, LeNet5
 
 PAPER = ar.PAPER_1998  # the paper's printed (parameters, connections) per layer
@@ -161,7 +162,7 @@ def test_pooling_stride_defaults_to_the_kernel():
 
 
 def test_the_paper_figures_of_non_square_pooling():
-    rows = ar.layer_table(
+    rows = tb.layer_table(
         [("C1", nn.Conv2d(1, 6, 5)), ("S2", nn.MaxPool2d((2, 3)))], (1, 1, 32, 32)
     )
     # 6 maps x 14 x 9 units x (2 x 3) links; counting the first side only gave 3,024.
@@ -390,13 +391,13 @@ def run_real(cfg):
         return None, None
 
 
-def ours(cfg) -> ar.LayerCounts:
+def ours(cfg) -> tb.LayerCounts:
     extra = (
         dict(out_channels=cfg["out_channels"], groups=cfg["groups"], bias=cfg["bias"])
         if cfg["kind"] == "conv"
         else {}
     )
-    return ar.layer_counts(
+    return tb.layer_counts(
         cfg["in_channels"],
         cfg["size"],
         cfg["kernel_size"],
@@ -508,7 +509,7 @@ def test_linear_counts_are_torchinfos_mult_adds(n_in, n_out, bias):
     info = summary(layer, input_size=(1, n_in), verbose=0)
     params = ar.linear_params(n_in, n_out, bias=bias)
     assert params == info.trainable_params == info.total_mult_adds
-    (row,) = ar.layer_table([("F6", layer)], (1, n_in))
+    (row,) = tb.layer_table([("F6", layer)], (1, n_in))
     assert (row.params, row.connections, row.macs) == (params, params, n_in * n_out)
 
 
@@ -521,7 +522,7 @@ def test_layer_table_counts_every_layer_with_the_same_rules(geometry):
         if real is None:
             continue
         h, w = as_pair(cfg["size"])
-        (row,) = ar.layer_table([("S2", layer)], (1, cfg["in_channels"], h, w))
+        (row,) = tb.layer_table([("S2", layer)], (1, cfg["in_channels"], h, w))
         counts = ours(cfg)
         assert row.layer == "S2" and row.kind == type(layer).__name__
         assert row.output_shape == (1, *counts.output_shape)
@@ -575,7 +576,7 @@ def test_conv_params_errors(args, kwargs, message):
 def test_grouped_and_biasless_convolutions():
     assert ar.conv_params(6, 16, (5, 3), groups=2, bias=False) == 16 * 3 * 15
     assert ar.conv_macs(6, 16, (5, 3), (10, 12), groups=2) == 3 * 15 * 16 * 120
-    counts = ar.layer_counts(6, 14, 5, out_channels=16, groups=2, bias=False, name="C3")
+    counts = tb.layer_counts(6, 14, 5, out_channels=16, groups=2, bias=False, name="C3")
     assert counts == ((16, 10, 10), 1_200, 120_000, 120_000)
 
 
@@ -585,7 +586,7 @@ def test_grouped_and_biasless_convolutions():
 
 
 def test_macs_total_is_about_042_million():
-    rows = ar.layer_table(LeNet5(), (1, 1, 32, 32))
+    rows = tb.layer_table(LeNet5(), (1, 1, 32, 32))
     assert sum(r.macs for r in rows) == 416_520
     by = {r.layer: r for r in rows}
     assert (by["C1"].macs, by["C3"].macs, by["C5"].macs) == (117_600, 240_000, 48_000)
@@ -594,7 +595,7 @@ def test_macs_total_is_about_042_million():
 @pytest.mark.parametrize("variant", ["modern", "classic"])
 @pytest.mark.parametrize("input_size", [28, 32])
 def test_layer_table_of_the_model(variant, input_size):
-    rows = ar.layer_table(
+    rows = tb.layer_table(
         LeNet5(variant, input_size=input_size), (2, 1, input_size, input_size)
     )
     by = {r.layer: r for r in rows}
@@ -623,7 +624,7 @@ def test_layer_table_accepts_a_layer_list_and_self_counting_modules():
         def lenet_counts(self, in_shape, out_shape):
             return 7, 11
 
-    rows = ar.layer_table(
+    rows = tb.layer_table(
         [("A1", nn.Conv2d(1, 1, 3)), ("B2", Sparse()), ("flat", nn.Flatten())],
         (1, 1, 8, 8),
     )
@@ -635,7 +636,7 @@ def test_layer_table_accepts_a_layer_list_and_self_counting_modules():
 
 
 def test_table_frame_is_readable():
-    frame = ar.table_frame(ar.layer_table(LeNet5(), (1, 1, 32, 32)))
+    frame = tb.table_frame(tb.layer_table(LeNet5(), (1, 1, 32, 32)))
     assert list(frame.index) == ["C1", "S2", "C3", "S4", "C5", "F6", "output"]
     assert frame.loc["C1", "input_shape"] == "1x32x32"
     assert frame.loc["C1", "output_shape"] == "6x28x28"

@@ -3,7 +3,7 @@
 Every figure and every error text the page shows is compared with ``lenet_utils.arithmetic``
 computed here in Python: hundreds of random layers typed into the calculator's own fields
 (seeded), thousands more through the ``window.lenetCalculator.compute`` function that the
-page uses, edits of the LeNet-5 builder against ``layer_table`` of the same PyTorch model,
+page uses, edits of the LeNet-5 builder against ``tables.layer_table`` of the same PyTorch model,
 and the messages for input the page cannot read. Uses the session fixtures of conftest.py
 (the whole book is built once, with warnings as errors).
 """
@@ -21,6 +21,7 @@ from selenium.webdriver.common.keys import Keys
 from torch import nn
 
 from lenet_utils import arithmetic as ar
+from lenet_utils import tables as tb
 
 PAGE = "notebooks/01_paper_arithmetic.html"
 ROOT = "[data-lenet-calculator]"
@@ -57,7 +58,7 @@ def expected(cfg: dict) -> dict:
             out_channels=cfg["out_channels"], groups=cfg["groups"], bias=cfg["bias"]
         )
     try:
-        c = ar.layer_counts(
+        c = tb.layer_counts(
             cfg["in_channels"],
             cfg["size"],
             cfg["kernel_size"],
@@ -255,7 +256,7 @@ def test_thousands_of_layers_through_compute_match_python(page):
             )
         args = [cfg[k] for k in ("size", "kernel_size", "stride", "padding")]
         try:
-            c = ar.layer_counts(
+            c = tb.layer_counts(
                 cfg["in_channels"],
                 *args,
                 cfg["dilation"],
@@ -297,7 +298,7 @@ def test_big_layers_are_counted_exactly(page):
     got = page.execute_script(
         "return window.lenetCalculator.compute(arguments[0])", cfg
     )
-    c = ar.layer_counts(4096, (10**6, 10**6), 7, 1, 3, out_channels=4096, name="big")
+    c = tb.layer_counts(4096, (10**6, 10**6), 7, 1, 3, out_channels=4096, name="big")
     assert (got["connections"], got["macs"]) == (str(c.connections), str(c.macs))
     assert c.macs > 2**53
 
@@ -563,7 +564,7 @@ def test_builder_edits_match_layer_table_of_the_same_model(page, edits):
     page_edits = [(layer, key, field_text(v)) for layer, key, v in edits]
     shown = page.execute_script(DRIVE_BUILDER, BUILDER, page_edits)
     model, input_size = torch_model(net)
-    rows = ar.layer_table(model, input_size)
+    rows = tb.layer_table(model, input_size)
     assert [r.layer for r in rows] == LAYERS
     for r in rows:
         assert shown[r.layer] == {
@@ -587,7 +588,7 @@ def test_builder_edits_match_layer_table_of_the_same_model(page, edits):
 
         assert totals == [
             61_706,
-            sum(r.connections for r in ar.layer_table(LeNet5(), (1, 1, 32, 32))),
+            sum(r.connections for r in tb.layer_table(LeNet5(), (1, 1, 32, 32))),
             416_520,
         ]
 

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from lenet_utils import arithmetic as ar
+from lenet_utils import tables as tb
 from lenet_utils.lenet1998 import (
     DIGIT_BITMAPS,
     LeNet1998,
@@ -21,7 +22,7 @@ PAPER = ar.PAPER_1998  # the paper's printed (parameters, connections) per layer
 
 @pytest.fixture(scope="module")
 def rows():
-    return {r.layer: r for r in ar.layer_table(LeNet1998(), (1, 1, 32, 32))}
+    return {r.layer: r for r in tb.layer_table(LeNet1998(), (1, 1, 32, 32))}
 
 
 @pytest.mark.parametrize("layer", list(PAPER))
