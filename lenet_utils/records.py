@@ -24,7 +24,9 @@ __all__ = [
     "BENCH_COLUMNS",
     "CHAPTERS",
     "COLUMNS",
+    "EXERCISE_COLUMNS",
     "FIELDS",
+    "KINDS",
     "atomic_write",
     "git_commit",
     "read_records",
@@ -48,9 +50,13 @@ CHAPTERS: tuple[str, ...] = (
     "Beyond one GPU",
 )
 
+#: What a record can be: a chapter's training run, the speed ladder, or a run behind an
+#: exercise's solution (``scripts/exercise_runs.py``).
+KINDS: tuple[str, ...] = ("train", "bench", "exercise")
+
 #: Every record's fields, in the order they are written.
 FIELDS: tuple[str, ...] = (
-    "kind",  # "train" (a training run) or "bench" (the speed ladder)
+    "kind",  # one of KINDS
     "chapter",  # one of CHAPTERS
     "dataset",  # as shown to readers, e.g. "CIFAR-10 (JPEG copy)"
     "model",  # e.g. "modern LeNet-5 + batch norm"
@@ -76,6 +82,20 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("top5", "top-5 %"),
     ("target", "target"),
     ("met", "met"),
+    ("train_seconds", "train s"),
+    ("device", "device"),
+    ("provenance", "run (torch, commit, date)"),
+)
+
+#: The results page's columns for the runs behind the exercises' solutions.
+EXERCISE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("chapter", "chapter"),
+    ("exercise", "exercise"),
+    ("dataset", "dataset"),
+    ("model", "setting"),
+    ("epochs", "epochs"),
+    ("train_top1", "train top-1 %"),
+    ("top1", "test top-1 %"),
     ("train_seconds", "train s"),
     ("device", "device"),
     ("provenance", "run (torch, commit, date)"),
@@ -163,6 +183,8 @@ def record_result(
     target and whether it was met, or a benchmark's rungs). Smoke runs are not recorded.
     """
     _check(chapter, params, epochs, top1, top5)
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}; use one of {KINDS}")
     if budget() != "full":
         print("smoke budget: result not recorded")
         return None

@@ -64,6 +64,7 @@ def test_smoke_runs_are_not_recorded(results, monkeypatch):
         ({"top1": 101.0}, r"top1 is a percentage in \[0, 100\]"),
         ({"top5": -1.0}, r"top5 is a percentage"),
         ({"params": 0}, "params and epochs must be positive"),
+        ({"kind": "trial"}, "unknown kind 'trial'"),
     ],
 )
 def test_bad_records_are_refused_before_writing(results, change, message):
@@ -115,3 +116,8 @@ def test_the_course_records_follow_the_schema():
             f"{number:02d}--{slug(record['dataset'], record['model'], devtype)}.json"
         )
         assert path.name == expected
+        assert record["kind"] in records.KINDS, path.name
+        if (
+            record["kind"] == "exercise"
+        ):  # the label of the exercise its solution quotes
+            assert record.get("exercise", "").startswith("ex-"), path.name

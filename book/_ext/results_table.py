@@ -12,7 +12,14 @@ from pathlib import Path
 from docutils import nodes
 from sphinx.util.docutils import SphinxDirective
 
-from lenet_utils.records import BENCH_COLUMNS, CHAPTERS, COLUMNS, read_records
+from lenet_utils.records import (
+    BENCH_COLUMNS,
+    CHAPTERS,
+    COLUMNS,
+    EXERCISE_COLUMNS,
+    KINDS,
+    read_records,
+)
 
 
 def _value(key: str, record: dict):
@@ -32,7 +39,7 @@ def _cell(key: str, value) -> str:
         return "yes" if value else "NO"
     if key == "params":
         return f"{value:,}"
-    if key in ("top1", "top5"):
+    if key in ("top1", "top5", "train_top1"):
         return f"{value:.2f}"
     if key == "images_per_s":
         return f"{value:,.0f}"
@@ -44,7 +51,8 @@ def _cell(key: str, value) -> str:
 
 
 class ResultsTable(SphinxDirective):
-    """``{results-table}`` lists training runs; with ``:kind: bench``, the benchmark ladders."""
+    """``{results-table}`` lists training runs; with ``:kind: bench``, the benchmark ladders;
+    with ``:kind: exercise``, the runs behind the exercises' solutions."""
 
     has_content = False
     option_spec = {"kind": lambda arg: arg.strip()}
@@ -55,9 +63,17 @@ class ResultsTable(SphinxDirective):
             self.env.note_dependency(str(path))
         kind = self.options.get("kind", "train")
         runs = [r for r in read_records(folder) if r.get("kind", "train") == kind]
+        if kind not in KINDS:
+            raise self.error(
+                f"results-table: unknown kind {kind!r}; use one of {KINDS}"
+            )
         if not runs:
-            what = "benchmarks" if kind == "bench" else "runs"
+            what = {"bench": "benchmarks", "exercise": "exercise runs"}.get(
+                kind, "runs"
+            )
             return [nodes.paragraph(text=f"No {what} have been recorded yet.")]
+        if kind == "exercise":
+            return [_table(EXERCISE_COLUMNS, runs)]
         if kind == "bench":
             out: list[nodes.Node] = []
             for r in runs:

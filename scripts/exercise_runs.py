@@ -1,0 +1,430 @@
+"""The training runs behind the exercises' solutions, recorded like the chapters' own runs.
+
+    python scripts/exercise_runs.py                 # every exercise
+    python scripts/exercise_runs.py ex-mnist-lr     # some of them, by label
+
+Each run uses the chapter's own recipe with the one change its exercise asks for, at the
+full budget, and writes a record of ``kind: "exercise"`` to ``results/``: the book's results
+page lists them, and each solution quotes its figures from there. The runs are the same code a
+student would write with the course's public API; nothing here is used by the chapters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from typing import Callable
+
+import torch
+from torch import nn
+
+os.environ.setdefault("LENET_BUDGET", "full")
+os.environ.setdefault("LENET_PROGRESS", "0")
+
+from lenet_utils import count_parameters, setup  # noqa: E402
+from lenet_utils.lenet1998 import LeNet1998, input_1998, rbf_map_loss  # noqa: E402
+from lenet_utils.models import LeNet5  # noqa: E402
+from lenet_utils.pipeline import (  # noqa: E402
+    TensorLoader,
+    make_loaders,
+    normalize,
+    random_crop_flip,
+)
+from lenet_utils.readers import load_tensors  # noqa: E402
+from lenet_utils.records import record_result  # noqa: E402
+from lenet_utils.training import History, evaluate, fit, sgd_one_cycle  # noqa: E402
+
+DEVICE = torch.device("cpu")  # set by main()
+
+
+def record(
+    chapter: str,
+    label: str,
+    dataset: str,
+    setting: str,
+    model,
+    history: History,
+    epochs: int,
+    extra: dict | None = None,
+) -> None:
+    """One exercise run's record: the chapter's fields, plus the exercise's label."""
+    last = history.last
+    record_result(
+        chapter=chapter,
+        dataset=dataset,
+        model=setting,
+        params=count_parameters(model),
+        epochs=epochs,
+        top1=last["test_top1"],
+        top5=last.get("test_top5"),
+        train_seconds=history.train_seconds,
+        device=DEVICE,
+        extra={
+            "exercise": label,
+            "train_top1": round(float(last["train_top1"]), 2),
+            **(extra or {}),
+        },
+        kind="exercise",
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# Chapter 4: MNIST (15 epochs, batch 128, one-cycle to 0.1, 2-pixel shifts)
+# ------------------------------------------------------------------------------------------
+
+
+def _mnist(per_class: int | None = None, *, shift: bool = True):
+    train = load_tensors("mnist", "train", per_class=per_class)
+    test = load_tensors("mnist", "test")
+    stats = (train.mean, train.std)
+
+    def augment(x):
+        return normalize(random_crop_flip(x, padding=2, flip=False), *stats)
+
+    loader = TensorLoader(
+        train.images.to(DEVICE),
+        train.labels.to(DEVICE),
+        128,
+        shuffle=True,
+        transform=augment if shift else (lambda x: normalize(x, *stats)),
+    )
+    test_loader = TensorLoader(
+        test.images.to(DEVICE),
+        test.labels.to(DEVICE),
+        1000,
+        transform=lambda x: normalize(x, *stats),
+    )
+    return train, loader, test_loader
+
+
+def _mnist_run(
+    loader, test_loader, epochs: int, *, lr: float = 0.1, one_cycle: bool = True
+):
+    torch.manual_seed(0)
+    model = LeNet5("modern", input_size=28).to(DEVICE)
+    opt, sched = sgd_one_cycle(
+        model, lr=lr, epochs=epochs, steps_per_epoch=len(loader), one_cycle=one_cycle
+    )
+    history = fit(
+        model,
+        loader,
+        test_loader,
+        epochs=epochs,
+        optimizer=opt,
+        scheduler=sched,
+        device=DEVICE,
+    )
+    return model, history
+
+
+def ex_mnist_noaug() -> None:
+    train, loader, test_loader = _mnist(shift=False)
+    model, history = _mnist_run(loader, test_loader, 15)
+    record(
+        "MNIST",
+        "ex-mnist-noaug",
+        train.title,
+        "modern LeNet-5, no augmentation",
+        model,
+        history,
+        15,
+    )
+
+
+def ex_mnist_lr() -> None:
+    train, loader, test_loader = _mnist()
+    for lr in (0.1, 0.01):
+        model, history = _mnist_run(loader, test_loader, 15, lr=lr, one_cycle=False)
+        tops = history.frame().test_top1
+        record(
+            "MNIST",
+            "ex-mnist-lr",
+            train.title,
+            f"modern LeNet-5, constant learning rate {lr}",
+            model,
+            history,
+            15,
+            {
+                "best_top1": round(float(tops.max()), 2),
+                "last5_range": round(float(tops.tail(5).max() - tops.tail(5).min()), 2),
+            },
+        )
+
+
+def ex_mnist_small() -> None:
+    for n in (10, 100, 1000):
+        train, loader, test_loader = _mnist(per_class=n)
+        epochs = 15 * 6000 // n  # about as many steps as the full run
+        model, history = _mnist_run(loader, test_loader, epochs)
+        record(
+            "MNIST",
+            "ex-mnist-small",
+            train.title,
+            f"modern LeNet-5, {n:,} training digits per class",
+            model,
+            history,
+            epochs,
+            {"per_class": n},
+        )
+
+
+# ------------------------------------------------------------------------------------------
+# Chapter 5: LeNet-5 (1998) (20 epochs, batch 64, one-cycle to 0.005, no weight decay)
+# ------------------------------------------------------------------------------------------
+
+
+def _mnist_1998(seed: int = 0):
+    train = load_tensors("mnist", "train")
+    test = load_tensors("mnist", "test")
+    loader = TensorLoader(
+        input_1998(train.images).to(DEVICE),
+        train.labels.to(DEVICE),
+        64,
+        shuffle=True,
+        seed=seed,
+    )
+    test_loader = TensorLoader(
+        input_1998(test.images).to(DEVICE), test.labels.to(DEVICE), 1000
+    )
+    return train, loader, test_loader
+
+
+def _criterion(scores, labels, reduction="mean"):
+    return rbf_map_loss(scores, labels, j=1.0, reduction=reduction)
+
+
+def ex_1998_softmax() -> None:
+    train, loader, test_loader = _mnist_1998()
+    torch.manual_seed(0)
+    model = LeNet1998()
+    model.classifier.output = nn.Linear(84, 10)
+    model.to(DEVICE)
+    opt, sched = sgd_one_cycle(
+        model, lr=0.05, epochs=20, steps_per_epoch=len(loader), weight_decay=0.0
+    )
+    history = fit(
+        model,
+        loader,
+        test_loader,
+        epochs=20,
+        optimizer=opt,
+        scheduler=sched,
+        device=DEVICE,
+    )
+    record(
+        "The 1998 LeNet-5, faithfully",
+        "ex-1998-softmax",
+        "MNIST",
+        "LeNet-5 (1998), softmax output",
+        model,
+        history,
+        20,
+    )
+
+
+def ex_1998_seeds() -> None:
+    for seed in (1, 2, 3):
+        train, loader, test_loader = _mnist_1998(seed)
+        torch.manual_seed(seed)
+        model = LeNet1998().to(DEVICE)
+        opt, sched = sgd_one_cycle(
+            model, lr=0.005, epochs=20, steps_per_epoch=len(loader), weight_decay=0.0
+        )
+        history = fit(
+            model,
+            loader,
+            test_loader,
+            epochs=20,
+            optimizer=opt,
+            scheduler=sched,
+            loss_fn=_criterion,
+            device=DEVICE,
+        )
+        s2 = model.features.S2.coefficient.detach().abs()
+        s4 = model.features.S4.coefficient.detach().abs()
+        record(
+            "The 1998 LeNet-5, faithfully",
+            "ex-1998-seeds",
+            "MNIST",
+            f"LeNet-5 (1998), seed {seed}",
+            model,
+            history,
+            20,
+            {
+                "seed": seed,
+                "S2_abs_coefficients": [round(float(v), 2) for v in s2],
+                "S4_abs_coefficients": [round(float(v), 2) for v in s4],
+            },
+        )
+
+
+# ------------------------------------------------------------------------------------------
+# Chapter 6: CIFAR-10 (30 epochs, batch 128; crops, flips, label smoothing, batch norm)
+# ------------------------------------------------------------------------------------------
+
+
+def _smoothed(logits, labels, reduction="mean"):
+    return nn.functional.cross_entropy(
+        logits, labels, label_smoothing=0.1, reduction=reduction
+    )
+
+
+def _cifar_run(
+    *, padding=4, flip=True, smoothing=True, batchnorm=True, widen: bool = False
+):
+    train = load_tensors("cifar10", "train")
+    test = load_tensors("cifar10", "test")
+    loader, test_loader = make_loaders(
+        train, test, DEVICE, batch_size=128, padding=padding, flip=flip, mode="reflect"
+    )
+    torch.manual_seed(0)
+    model = LeNet5("modern", in_channels=3, batchnorm=batchnorm)
+    if widen:  # 16 maps in C1 and 32 in C3, C5 kept at 120 maps
+        f = model.features
+        f.C1, f.bn1 = nn.Conv2d(3, 16, 5), nn.BatchNorm2d(16)
+        f.C3, f.bn3 = nn.Conv2d(16, 32, 5), nn.BatchNorm2d(32)
+        f.C5 = nn.Conv2d(32, 120, 5)
+    model.to(DEVICE)
+    opt, sched = sgd_one_cycle(model, lr=0.1, epochs=30, steps_per_epoch=len(loader))
+    loss = _smoothed if smoothing else nn.functional.cross_entropy
+    history = fit(
+        model,
+        loader,
+        test_loader,
+        epochs=30,
+        optimizer=opt,
+        scheduler=sched,
+        loss_fn=loss,
+        device=DEVICE,
+    )
+    return train, model, history, test_loader
+
+
+def ex_cifar_ablation() -> None:
+    changes = {
+        "no crops": {"padding": 0},
+        "no flips": {"flip": False},
+        "no label smoothing": {"smoothing": False},
+        "no batch norm": {"batchnorm": False},
+    }
+    for name, change in changes.items():
+        train, model, history, _ = _cifar_run(**change)
+        record(
+            "CIFAR-10",
+            "ex-cifar-ablation",
+            train.title,
+            f"modern LeNet-5 + batch norm recipe, {name}",
+            model,
+            history,
+            30,
+        )
+
+
+def ex_cifar_wider_and_tta() -> None:
+    train, model, history, test_loader = _cifar_run(widen=True)
+    record(
+        "CIFAR-10",
+        "ex-cifar-wider",
+        train.title,
+        "modern LeNet-5 + batch norm, 16 and 32 maps in C1 and C3",
+        model,
+        history,
+        30,
+        {"seconds_per_epoch": round(history.train_seconds / 30, 1)},
+    )
+    # The chapter's own model again (the same seed and recipe), scored with flip TTA.
+    train, model, history, test_loader = _cifar_run()
+    tta = evaluate(model, test_loader, DEVICE, loss_fn=_smoothed, flip_tta=True)
+    record(
+        "CIFAR-10",
+        "ex-cifar-tta",
+        train.title,
+        "modern LeNet-5 + batch norm, flip TTA",
+        model,
+        history,
+        30,
+        {
+            "single_view_top1": round(float(history.last["test_top1"]), 2),
+            "tta_top1": round(float(tta["top1"]), 2),
+            "seconds_per_epoch": round(history.train_seconds / 30, 1),
+        },
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# Chapter 8: batch sizes for the "data on device" pipeline (10 epochs, fp32)
+# ------------------------------------------------------------------------------------------
+
+
+def ex_fast_batch() -> None:
+    train = load_tensors("mnist", "train")
+    test = load_tensors("mnist", "test")
+    for b in (64, 128, 256, 512, 1024, 2048):
+        loader, test_loader = make_loaders(train, test, DEVICE, batch_size=b, padding=2)
+        torch.manual_seed(0)
+        model = LeNet5("modern", input_size=28).to(DEVICE)
+        opt, sched = sgd_one_cycle(
+            model, lr=0.05 * math.sqrt(b / 64), epochs=10, steps_per_epoch=len(loader)
+        )
+        history = fit(
+            model,
+            loader,
+            test_loader,
+            epochs=10,
+            optimizer=opt,
+            scheduler=sched,
+            device=DEVICE,
+            amp=False,
+        )
+        frame = history.frame()
+        seconds = frame["seconds"].cumsum()
+        reached = seconds[frame["test_top1"] >= 99]
+        record(
+            "Fast training on the GPU",
+            "ex-fast-batch",
+            train.title,
+            f"modern LeNet-5, data on device, batch {b}",
+            model,
+            history,
+            10,
+            {
+                "batch_size": b,
+                "images_per_s": round(len(train) / float(frame["seconds"].mean())),
+                "time_to_99_s": round(float(reached.iloc[0]), 1)
+                if len(reached)
+                else None,
+            },
+        )
+
+
+EXERCISES: dict[str, Callable[[], None]] = {
+    "ex-mnist-noaug": ex_mnist_noaug,
+    "ex-mnist-lr": ex_mnist_lr,
+    "ex-mnist-small": ex_mnist_small,
+    "ex-1998-softmax": ex_1998_softmax,
+    "ex-1998-seeds": ex_1998_seeds,
+    "ex-cifar-ablation": ex_cifar_ablation,
+    "ex-cifar-wider": ex_cifar_wider_and_tta,  # also records ex-cifar-tta
+    "ex-fast-batch": ex_fast_batch,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    global DEVICE
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("labels", nargs="*", help=f"some of: {', '.join(EXERCISES)}")
+    args = parser.parse_args(argv)
+    unknown = [x for x in args.labels if x not in EXERCISES]
+    if unknown:
+        parser.error(f"unknown exercise(s) {unknown}: use some of {list(EXERCISES)}")
+    DEVICE = setup()
+    for label in args.labels or EXERCISES:
+        print(f"== {label}", flush=True)
+        EXERCISES[label]()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
