@@ -240,10 +240,13 @@ def fit(
     if checkpoint is not None and Path(checkpoint).exists():
         history = load_checkpoint(checkpoint, model, optimizer, scheduler)
         print(f"resumed from {checkpoint} after epoch {len(history.epochs)}")
-    scaler = torch.amp.GradScaler(
-        "cuda",
-        enabled=amp and device.type == "cuda" and not torch.cuda.is_bf16_supported(),
-    )
+    fp16 = amp and device.type == "cuda" and not torch.cuda.is_bf16_supported()
+    # torch.amp.GradScaler is new in torch 2.3; torch 2.2 (the last release for Intel Macs)
+    # has only torch.cuda.amp.GradScaler, which later releases deprecate.
+    if hasattr(torch.amp, "GradScaler"):
+        scaler = torch.amp.GradScaler("cuda", enabled=fp16)
+    else:
+        scaler = torch.cuda.amp.GradScaler(enabled=fp16)
     bar = tqdm(range(len(history.epochs), epochs), desc="epochs", disable=not progress)
     for epoch in bar:
         model.train()
