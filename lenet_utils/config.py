@@ -1,10 +1,21 @@
-"""Run-time settings shared by every chapter: data root, budget, seeding and the device.
+"""Every run-time setting of the course, in one place.
 
-Two environment variables steer a notebook without editing it:
+Environment variables (all optional):
 
-* ``LENET_DATA_ROOT``: where datasets live (default ``~/.cache/lenet5-course/data``);
-* ``LENET_BUDGET``: ``full`` (the default, the real run) or ``smoke`` (a fast CI check on
-  small real subsets).
+* ``LENET_DATA_ROOT``: the folder datasets live in (default ``~/.cache/lenet5-course/data``);
+* ``LENET_BUDGET``: ``full`` (the default: the real runs) or ``smoke`` (a fast check on
+  small real subsets, what the tests run);
+* ``LENET_CACHE_DIR``: where decoded datasets are cached (default ``<data root>/cache``, or
+  ``~/.cache/lenet5-course/cache`` when the data root is read-only);
+* ``LENET_RESULTS_DIR``: where full runs write their JSON records (default ``results/`` of
+  the course checkout, else ``./results``);
+* ``LENET_CHECKPOINT_DIR``: where long runs keep their checkpoints (default
+  ``~/.cache/lenet5-course/checkpoints``);
+* ``LENET_PROGRESS``: ``1`` (the default) shows live progress bars while training; ``0``
+  prints one line per epoch only, which is how the book's stored outputs are recorded.
+
+The tests also read ``LENET_REQUIRE_BROWSER`` (CI sets it: a missing browser fails the browser
+check instead of skipping it); the package itself does not.
 """
 
 from __future__ import annotations
@@ -12,37 +23,71 @@ from __future__ import annotations
 import os
 import platform
 import random
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
 __all__ = [
-    "DATA_ROOT_ENV",
     "BUDGET_ENV",
-    "DEFAULT_DATA_ROOT",
-    "data_root",
+    "CACHE_DIR_ENV",
+    "CHECKPOINT_DIR_ENV",
+    "DATA_ROOT_ENV",
+    "PROGRESS_ENV",
+    "RESULTS_DIR_ENV",
     "budget",
-    "is_smoke",
-    "seed_everything",
-    "get_device",
+    "cache_dir",
+    "checkpoint_dir",
+    "data_root",
+    "describe_path",
     "device_name",
+    "get_device",
     "hardware_line",
+    "is_smoke",
+    "progress_bars",
+    "results_dir",
+    "seed_everything",
     "setup",
+    "sync",
+    "versions_line",
 ]
 
 DATA_ROOT_ENV = "LENET_DATA_ROOT"
 BUDGET_ENV = "LENET_BUDGET"
-DEFAULT_DATA_ROOT = Path("~/.cache/lenet5-course/data")
+CACHE_DIR_ENV = "LENET_CACHE_DIR"
+RESULTS_DIR_ENV = "LENET_RESULTS_DIR"
+CHECKPOINT_DIR_ENV = "LENET_CHECKPOINT_DIR"
+PROGRESS_ENV = "LENET_PROGRESS"
+
+HOME_CACHE = Path("~/.cache/lenet5-course")
+REPO = Path(__file__).resolve().parents[1]
 BUDGETS = ("full", "smoke")
+DEVICES = ("cuda", "mps", "cpu")
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name, "").strip()
+    return Path(value).expanduser().resolve() if value else None
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
-    """The data root: ``root`` if given, else ``$LENET_DATA_ROOT``, else the default."""
-    chosen = (
-        root if root is not None else os.environ.get(DATA_ROOT_ENV) or DEFAULT_DATA_ROOT
-    )
-    return Path(chosen).expanduser().resolve()
+    """The data root: ``root`` if given, else ``$LENET_DATA_ROOT``, else the default.
+
+    Raises ``NotADirectoryError`` when the chosen path exists but is a file.
+    """
+    if root is not None:
+        path, how = Path(root).expanduser().resolve(), "root"
+    elif _env_path(DATA_ROOT_ENV) is not None:
+        path, how = _env_path(DATA_ROOT_ENV), f"${DATA_ROOT_ENV}"
+    else:
+        path, how = (HOME_CACHE / "data").expanduser(), "the default data root"
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(
+            f"{how} is {path}, which is a file, not a folder: point {DATA_ROOT_ENV} at the "
+            "folder that holds (or should hold) the datasets"
+        )
+    return path
 
 
 def budget() -> str:
@@ -54,8 +99,65 @@ def budget() -> str:
 
 
 def is_smoke() -> bool:
-    """True when running the fast CI budget."""
+    """True when running the fast check budget."""
     return budget() == "smoke"
+
+
+def progress_bars() -> bool:
+    """Whether training shows live progress bars (``$LENET_PROGRESS``, default on)."""
+    value = os.environ.get(PROGRESS_ENV, "1").strip().lower()
+    if value not in ("0", "1", "off", "on", "false", "true", ""):
+        raise ValueError(f"{PROGRESS_ENV} must be 1 or 0, got {value!r}")
+    return value not in ("0", "off", "false")
+
+
+def cache_dir() -> Path:
+    """``$LENET_CACHE_DIR``, else ``<data root>/cache`` if writable, else under ``~/.cache``."""
+    chosen = _env_path(CACHE_DIR_ENV)
+    if chosen is not None:
+        chosen.mkdir(parents=True, exist_ok=True)
+        return chosen
+    path = data_root() / "cache"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        if os.access(path, os.W_OK):
+            return path
+    except OSError:
+        pass
+    path = (HOME_CACHE / "cache").expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def results_dir() -> Path:
+    """``$LENET_RESULTS_DIR``, else ``results/`` of the course checkout, else ``./results``."""
+    chosen = _env_path(RESULTS_DIR_ENV)
+    if chosen is not None:
+        return chosen
+    return (
+        REPO / "results" if (REPO / "_toc.yml").exists() else Path("results").resolve()
+    )
+
+
+def checkpoint_dir() -> Path:
+    """``$LENET_CHECKPOINT_DIR``, else ``~/.cache/lenet5-course/checkpoints`` (created)."""
+    path = _env_path(CHECKPOINT_DIR_ENV) or (HOME_CACHE / "checkpoints").expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def describe_path(path: str | os.PathLike) -> str:
+    """``path`` as a reader should see it: relative to the data root (``<data root>/...``),
+    the course checkout or the home folder (``~/...``), never an absolute path of the
+    machine that ran the notebook."""
+    path = Path(path).expanduser().resolve()
+    for base, label in ((data_root(), "<data root>/"), (REPO, ""), (Path.home(), "~/")):
+        try:
+            rel = path.relative_to(base).as_posix()
+        except ValueError:
+            continue
+        return (label + rel).rstrip("/.") or label.rstrip("/") or "."
+    return ".../" + "/".join(path.parts[-2:])
 
 
 def seed_everything(seed: int = 0) -> None:
@@ -65,16 +167,52 @@ def seed_everything(seed: int = 0) -> None:
     torch.manual_seed(seed)
 
 
-def get_device(prefer: str | None = None) -> torch.device:
-    """CUDA if available, then Apple's MPS, then the CPU; ``prefer`` forces one."""
-    if prefer is not None:
-        return torch.device(prefer)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
+def _mps_available() -> bool:
     mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    return mps is not None and mps.is_available()
+
+
+def get_device(prefer: str | torch.device | None = None) -> torch.device:
+    """CUDA if available, then Apple's MPS, then the CPU; ``prefer`` asks for one.
+
+    Asking for a device this machine does not have fails here, at once, with the reason,
+    rather than later inside torch.
+    """
+    if prefer is None:
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps") if _mps_available() else torch.device("cpu")
+    try:
+        device = torch.device(prefer)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"unknown device {prefer!r}: use one of {DEVICES}") from err
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(
+                "CUDA was asked for, but torch sees no CUDA GPU here "
+                f"(torch {torch.__version__}, built for CUDA {torch.version.cuda}). "
+                "Use prefer=None for the best device available; in Colab, choose a GPU "
+                "under Runtime > Change runtime type."
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise RuntimeError(
+                f"{device} was asked for, but only {torch.cuda.device_count()} GPU(s) exist"
+            )
+    elif device.type == "mps" and not _mps_available():
+        raise RuntimeError(
+            "MPS (Apple's GPU backend) was asked for, but it is not available here: it needs a "
+            f"Mac with Apple silicon and macOS 12.3 or newer (this is {platform.system()}). "
+            "Use prefer=None for the best device available."
+        )
+    elif device.type not in DEVICES:
+        raise ValueError(f"unsupported device {device}: use one of {DEVICES}")
+    return device
+
+
+def sync(device: torch.device | str) -> None:
+    """Wait for the device's queued work, so that a host clock measures it (CUDA only)."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _cpu_name() -> str:
@@ -98,21 +236,35 @@ def device_name(device: torch.device | None = None) -> str:
     return f"CPU {_cpu_name()} ({torch.get_num_threads()} threads)"
 
 
+def versions_line() -> str:
+    """One line with the versions a bug report needs: torch, torchvision and Python."""
+    try:
+        import torchvision
+
+        vision = f", torchvision {torchvision.__version__}"
+    except ImportError:  # the package works without it; only the readers need it
+        vision = ""
+    python = ".".join(map(str, sys.version_info[:3]))
+    return f"Versions: torch {torch.__version__}{vision}, Python {python}"
+
+
 def hardware_line(device: torch.device | None = None) -> str:
-    """One line naming the hardware the notebook runs on, e.g. for the book's readers."""
+    """One line naming the hardware the outputs come from, and the budget."""
     device = device or get_device()
     what = device_name(device)
     if device.type == "cuda":
         idx = device.index if device.index is not None else torch.cuda.current_device()
-        what += f" ({torch.cuda.get_device_properties(idx).total_memory / 2**30:.0f} GiB, CUDA {torch.version.cuda})"
+        memory = torch.cuda.get_device_properties(idx).total_memory / 2**30
+        what += f" ({memory:.0f} GiB, CUDA {torch.version.cuda})"
     elif device.type == "cpu":
         what += ", no GPU used"
-    return f"Hardware: {what} | torch {torch.__version__} | budget: {budget()}"
+    return f"Hardware: {what} | budget: {budget()}"
 
 
 def setup(seed: int = 0, prefer: str | None = None) -> torch.device:
-    """Seed everything, pick the device, print the hardware line and return the device."""
+    """Seed everything, pick the device, print the hardware and versions; return the device."""
     seed_everything(seed)
     device = get_device(prefer)
     print(hardware_line(device))
+    print(versions_line())
     return device

@@ -45,8 +45,13 @@ def show_images(
         images = images[:, 0]
     n = images.shape[0]
     nrows, ncols = _grid(n, ncols)
+    height = (size + 0.35) * nrows + 0.5  # room for each row's captions
     fig, axes = plt.subplots(
-        nrows, ncols, figsize=(size * ncols, size * nrows + 0.5), squeeze=False
+        nrows,
+        ncols,
+        figsize=(size * ncols, height),
+        squeeze=False,
+        layout="constrained",
     )
     for i, ax in enumerate(axes.flat):
         ax.set_xticks([])
@@ -65,7 +70,6 @@ def show_images(
         if titles is not None:
             ax.set_title(titles[i], fontsize=9)
     fig.suptitle(suptitle)
-    fig.tight_layout()
     return fig
 
 
@@ -74,76 +78,129 @@ def show_feature_maps(
     *,
     layer: str,
     ncols: int | None = None,
-    cmap: str = "viridis",
+    cmap: str | None = None,
     size: float = 1.4,
+    symmetric: bool = False,
+    titles: Sequence[str] | None = None,
+    title: str | None = None,
 ) -> plt.Figure:
-    """Show the feature maps (C, H, W) of one image at one layer, labelled ``layer-k``."""
+    """Show the feature maps (C, H, W) of one image at one layer, captioned ``layer map k``
+    (or ``titles``), each on its own colour scale.
+
+    ``symmetric=True`` is for signed maps: a diverging colormap (red positive, blue
+    negative) with limits symmetric about zero, so that zero is white.
+    """
     maps = maps.detach().cpu().float()
     if maps.dim() == 4:
         maps = maps[0]
     c, h, w = maps.shape
     nrows, ncols = _grid(c, ncols)
+    cmap = cmap or ("RdBu_r" if symmetric else "viridis")
     fig, axes = plt.subplots(
-        nrows, ncols, figsize=(size * ncols, size * nrows + 0.6), squeeze=False
+        nrows,
+        ncols,
+        figsize=(size * ncols, (size + 0.35) * nrows + 0.5),
+        squeeze=False,
+        layout="constrained",
     )
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < c:
-            ax.imshow(maps[i].numpy(), cmap=cmap)
-            ax.set_title(f"{layer} map {i}", fontsize=8)
-    fig.suptitle(f"{layer}: {c} feature maps of {h}x{w}")
-    fig.tight_layout()
+            lim = maps[i].abs().max().item() or 1.0
+            limits = {"vmin": -lim, "vmax": lim} if symmetric else {}
+            ax.imshow(maps[i].numpy(), cmap=cmap, **limits)
+            ax.set_title(titles[i] if titles else f"{layer} map {i}", fontsize=9)
+    scale = (
+        "red positive, blue negative, white zero" if symmetric else "each its own scale"
+    )
+    fig.suptitle(title or f"{layer}: {c} feature maps of {h}x{w} ({scale})")
     return fig
 
 
 def plot_history(
-    histories: dict[str, "object"],
+    histories: dict[str, object],
     *,
     title: str,
     topk: str = "top1",
-    loss_label: str = "cross-entropy",
+    loss_label: str | dict[str, str] = "cross-entropy",
     acc_ylim: tuple[float, float] | None = None,
 ) -> plt.Figure:
-    """Learning curves: loss and test accuracy per epoch, one line per named run.
+    """Learning curves: loss and accuracy per epoch, one colour per named run.
 
-    ``histories`` maps a run's name to a :class:`lenet_utils.training.History`; ``loss_label``
-    names the training criterion; ``acc_ylim`` zooms the accuracy axis.
+    ``histories`` maps a run's name to a :class:`lenet_utils.training.History`.
+    ``loss_label`` names the training criterion; a dict gives each run its own, and runs
+    with different criteria get separate loss panels (their scales need not compare).
+    ``acc_ylim`` zooms the accuracy axis.
     """
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 3.8))
+    labels = loss_label if isinstance(loss_label, dict) else {}
+    criteria = list(dict.fromkeys(labels.get(n, loss_label) for n in histories))
+    fig, axes = plt.subplots(
+        1, len(criteria) + 1, figsize=(5.5 * (len(criteria) + 1), 3.8)
+    )
+    loss_axes, ax_acc = dict(zip(criteria, axes[:-1], strict=True)), axes[-1]
     for name, history in histories.items():
         df = history.frame()
+        ax_loss = loss_axes[labels.get(name, loss_label)]
         (line,) = ax_loss.plot(df.index, df["train_loss"], label=f"{name}: train")
+        colour = line.get_color()
         ax_loss.plot(
-            df.index,
-            df["test_loss"],
-            "--",
-            color=line.get_color(),
-            label=f"{name}: test",
+            df.index, df["test_loss"], "--", color=colour, label=f"{name}: test"
         )
-        ax_acc.plot(
-            df.index,
-            df["train_top1"],
-            color=line.get_color(),
-            alpha=0.5,
-            label=f"{name}: train top-1",
-        )
-        ax_acc.plot(
-            df.index,
-            df[f"test_{topk}"],
-            "--",
-            color=line.get_color(),
-            label=f"{name}: test {topk.replace('top', 'top-')}",
-        )
-    ax_loss.set(title="Loss", xlabel="epoch", ylabel=loss_label)
+        kw = {"color": colour}
+        ax_acc.plot(df.index, df["train_top1"], alpha=0.5, label=f"{name}: train", **kw)
+        test = f"{name}: test {topk.replace('top', 'top-')}"
+        ax_acc.plot(df.index, df[f"test_{topk}"], "--", label=test, **kw)
+    for criterion, ax in loss_axes.items():
+        ax.set(title="Loss", xlabel="epoch", ylabel=criterion)
     ax_acc.set(title="Accuracy", xlabel="epoch", ylabel="accuracy (%)")
     if acc_ylim is not None:
         ax_acc.set_ylim(*acc_ylim)
-    for ax in (ax_loss, ax_acc):
+    for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def readable_table(frame, *, decimals: int | dict[str, int] = 2, total: bool = False):
+    """A DataFrame as people read tables: whole numbers with thousands separators (also in
+    a float column, as ``60,000`` not ``60000.0``), other numbers with ``decimals`` places
+    (per column if a dict), and a dash where there is no value, never ``NaN`` or ``None``.
+    ``total`` appends a row summing the whole-number columns."""
+    import numbers
+
+    import pandas as pd
+
+    def missing(v) -> bool:
+        return v is None or (isinstance(v, float) and math.isnan(v))
+
+    def whole(column) -> bool:
+        values = [v for v in column if not missing(v)]
+        return bool(values) and all(
+            isinstance(v, numbers.Number)
+            and not isinstance(v, bool)
+            and float(v).is_integer()
+            for v in values
+        )
+
+    out = frame.astype(object)
+    if total:
+        sums = {
+            c: sum(v for v in out[c] if not missing(v)) for c in out if whole(out[c])
+        }
+        out.loc["total"] = pd.Series(sums, dtype=object)
+    for name in out.columns:
+        places = decimals.get(name, 2) if isinstance(decimals, dict) else decimals
+        as_int = whole(out[name])
+        out[name] = [
+            "–" if missing(v)
+            else f"{int(v):,}" if as_int
+            else f"{v:,.{places}f}" if isinstance(v, numbers.Real) and not isinstance(v, bool)
+            else str(v)
+            for v in out[name]
+        ]  # fmt: skip
+    return out
 
 
 def confusion_matrix(
@@ -185,6 +242,24 @@ def plot_confusion(
     return fig
 
 
+def spread_across_classes(
+    index: torch.Tensor, labels: torch.Tensor, n: int
+) -> list[int]:
+    """Up to ``n`` of ``index`` taken round-robin over their classes: the first of each
+    class, then the second of each, ... (a test set sorted by class would otherwise give
+    ``n`` images of its first class)."""
+    by_class: dict[int, list[int]] = {}
+    for i in index.tolist():
+        by_class.setdefault(int(labels[i]), []).append(i)
+    queues = [by_class[c] for c in sorted(by_class)]
+    picked: list[int] = []
+    while len(picked) < n and any(queues):
+        for queue in queues:
+            if queue and len(picked) < n:
+                picked.append(queue.pop(0))
+    return picked
+
+
 def show_misclassified(
     images: torch.Tensor,
     labels: torch.Tensor,
@@ -195,14 +270,20 @@ def show_misclassified(
     n: int = 24,
     ncols: int = 8,
 ) -> plt.Figure:
-    """A gallery of the first ``n`` errors, captioned "true -> predicted"."""
-    wrong = (preds != labels).nonzero().flatten()[:n]
-    captions = [f"{classes[labels[i]]} → {classes[preds[i]]}" for i in wrong.tolist()]
+    """A gallery of up to ``n`` errors spread across the true classes, captioned
+    "true → predicted"."""
+    wrong = (preds != labels).nonzero().flatten()
+    picks = spread_across_classes(wrong, labels, n)
+    if not picks:
+        fig, ax = plt.subplots(figsize=(6, 1.2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no misclassified images", ha="center", va="center")
+        fig.suptitle(title)
+        return fig
+    captions = [f"{classes[labels[i]]} → {classes[preds[i]]}" for i in picks]
+    shown = f"{len(picks)} of {len(wrong):,} errors, true → predicted"
     return show_images(
-        images[wrong],
-        captions,
-        suptitle=f"{title} ({len(wrong)} shown, true → predicted)",
-        ncols=ncols,
+        images[picks], captions, suptitle=f"{title} ({shown})", ncols=ncols
     )
 
 

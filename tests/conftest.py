@@ -88,12 +88,48 @@ def browser():
 
 
 @pytest.fixture(scope="session")
-def book_server(built_book):
+def axe_js() -> Path:
+    """axe-core's browser bundle: ``$BOOK_AXE_JS``, else the copy ``.ci/run`` installs."""
+    named = os.environ.get("BOOK_AXE_JS")
+    path = (
+        Path(named)
+        if named
+        else ROOT / ".ci" / "node" / "node_modules" / "axe-core" / "axe.min.js"
+    )
+    require(
+        path.is_file(),
+        f"no axe-core at {path} (npm install --prefix .ci/node axe-core@4, or set "
+        "BOOK_AXE_JS to its axe.min.js)",
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def book_html(request) -> Path:
+    """The HTML folder the browser check opens: ``$BOOK_BUILT_HTML`` when set, else a fresh build.
+
+    Set ``BOOK_BUILT_HTML`` to an existing build's ``_build/html`` (e.g. from ``jupyter-book build
+    . --path-output /tmp/book``) to rerun the browser check many times without rebuilding.
+    """
+    prebuilt = os.environ.get("BOOK_BUILT_HTML")
+    if not prebuilt:
+        return request.getfixturevalue("built_book")
+    html = Path(prebuilt)
+    if not (html / "book" / "intro.html").is_file():
+        pytest.fail(
+            f"BOOK_BUILT_HTML={prebuilt} holds no built book (no book/intro.html); point it at "
+            "a build's _build/html folder, or unset it to build the book here"
+        )
+    return html
+
+
+@pytest.fixture(scope="session")
+def book_server(book_html):
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args) -> None:  # keep the test output readable
             pass
 
-    handler = functools.partial(Quiet, directory=str(built_book))
+    handler = functools.partial(Quiet, directory=str(book_html))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()

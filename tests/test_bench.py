@@ -1,40 +1,29 @@
-"""The benchmark ladder on a tiny generated MNIST: every rung runs and the record has COURSE.md's fields."""
+"""The benchmark ladder on a tiny generated MNIST: every rung runs, its figures are
+consistent, and the record has the course's fields."""
 
 import json
-import struct
 
 import numpy as np
 import pytest
 import torch
+from fakedata import write_mnist
 
 from lenet_utils import bench
-
-
-def write_idx(path, array: np.ndarray) -> None:
-    """An IDX file as MNIST ships it (magic: 0x0000 0x08 ndim, then big-endian dims)."""
-    header = struct.pack(">HBB", 0, 8, array.ndim) + struct.pack(
-        f">{array.ndim}I", *array.shape
-    )
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
+from lenet_utils.bench import RungResult
 
 
 @pytest.fixture
 def tiny_mnist(tmp_path, monkeypatch):
-    """50 learnable digits per class: each class a bright block at its own place, on noise."""
-    raw = tmp_path / "data" / "MNIST" / "raw"
-    raw.mkdir(parents=True)
+    """50 learnable digits per class: each class a bright block at its own place."""
     rng = np.random.default_rng(0)
+    images, labels = {}, {}
     for split, n in (("train", 500), ("t10k", 100)):
-        labels = np.arange(n) % 10
-        images = rng.integers(0, 30, (n, 28, 28))
-        for i, c in enumerate(labels):
-            row, col = (
-                7 * (c // 3),
-                9 * (c % 3),
-            )  # a 4 x 3 grid of non-overlapping 6 x 8 blocks
-            images[i, row : row + 6, col : col + 8] = 255
-        write_idx(raw / f"{split}-images-idx3-ubyte", images)
-        write_idx(raw / f"{split}-labels-idx1-ubyte", labels)
+        labels[split] = (np.arange(n) % 10).astype(np.uint8)
+        images[split] = rng.integers(0, 30, (n, 28, 28)).astype(np.uint8)
+        for i, c in enumerate(labels[split]):
+            row, col = 7 * (c // 3), 9 * (c % 3)  # a 4 x 3 grid of 6 x 8 blocks
+            images[split][i, row : row + 6, col : col + 8] = 255
+    write_mnist(tmp_path / "data", images, labels)
     monkeypatch.setenv("LENET_DATA_ROOT", str(tmp_path / "data"))
     monkeypatch.setenv("LENET_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("LENET_RESULTS_DIR", str(tmp_path / "results"))
@@ -42,55 +31,47 @@ def tiny_mnist(tmp_path, monkeypatch):
 
 
 def test_every_uncompiled_rung_runs_and_learns(tiny_mnist):
-    rungs = [
-        r for r in bench.RUNGS if r != "compiled"
-    ]  # compiling takes ~30 s on a CPU: the notebook covers it
+    rungs = [r for r in bench.RUNGS if r != "compiled"]  # compiling: ~30 s on a CPU
     results = bench.run_ladder(
         "cpu", epochs=8, target=50.0, rungs=rungs, log=lambda s: None
     )
     assert [r.rung for r in results] == rungs
     for r in results:
-        assert (
-            r.images_per_s > 0
-            and r.epoch_s > 0
-            and r.compile_s >= 0
-            and r.peak_mem_mb is None
-        )
-        assert 0 <= r.top1 <= 100 and r.epochs == 8
+        # images/s and s/epoch describe the same epochs: their product is the epoch's size
+        assert r.images_per_s * r.epoch_s == pytest.approx(500)
+        assert r.compile_s > 0 and r.peak_mem_mb is None and r.epochs == 8
+        assert r.top1 >= 50 and r.time_to_target_s is not None  # the toy task is learnt
+        assert 0 < r.time_to_target_s <= r.epoch_s * r.epochs + 1e-9
     assert [r.batch_size for r in results] == [64, 64, 64, 512, 512]
     assert {r.precision for r in results} == {"fp32"}  # bf16 autocast only on CUDA
-    assert (
-        results[0].top1 >= 50 and results[0].time_to_target_s is not None
-    )  # the baseline learns the toy task
 
 
-def test_record_has_the_course_fields(tiny_mnist):
-    results = bench.run_ladder(
-        "cpu", epochs=1, rungs=["baseline", "tensor data"], log=lambda s: None
-    )
-    record = bench.write_record(results, torch.device("cpu"), 99.0, {"epochs": 1})
-    saved = json.loads(open(record["path"]).read())
-    assert (
-        saved["kind"] == "bench"
-        and saved["device"].startswith("CPU")
-        and saved["torch"] == torch.__version__
-    )
-    for key in ("commit", "date", "speedup", "best_rung", "rungs"):
-        assert key in saved
-    for rung in saved["rungs"]:
-        assert {
-            "images_per_s",
-            "epoch_s",
-            "time_to_99_s",
-            "compile_s",
-            "peak_mem_mb",
-            "top1",
-            "precision",
-        } <= set(rung)
-    best = max(saved["rungs"], key=lambda r: r["images_per_s"])
-    assert saved["speedup"] == pytest.approx(
-        best["images_per_s"] / saved["rungs"][0]["images_per_s"], rel=1e-2
-    )
+def rung(name: str, images_per_s: float) -> RungResult:
+    return RungResult(name, 64, "fp32", images_per_s, 1.0, None, 0.1, None, 98.0, 1)
+
+
+def test_speedup_is_the_best_rung_over_the_baseline():
+    results = [
+        rung("baseline", 100.0),
+        rung("tensor data", 450.0),
+        rung("large batch", 300),
+    ]
+    assert bench.speedup(results) == 4.5
+    assert bench.speedup(results[1:]) is None  # no baseline, no ratio
+
+
+def test_record_has_the_course_fields(tiny_mnist, monkeypatch):
+    monkeypatch.setenv("LENET_BUDGET", "full")
+    results = [rung("baseline", 100.0), rung("tensor data", 250.0)]
+    path = bench.record_ladder(results, torch.device("cpu"), per_class=None)
+    saved = json.loads(path.read_text())
+    assert path.name == "08--mnist--modern-lenet-5--cpu.json"
+    assert saved["kind"] == "bench" and saved["device"].startswith("CPU")
+    assert saved["speedup"] == 2.5 and saved["best_rung"] == "tensor data"
+    assert saved["params"] == 61_706 and saved["top1"] == 98.0
+    for r in saved["rungs"]:
+        assert {"images_per_s", "epoch_s", "time_to_99_s", "compile_s"} <= set(r)
+        assert {"peak_mem_mb", "top1", "precision"} <= set(r)
 
 
 def test_unknown_rung_is_refused(tiny_mnist):
@@ -99,18 +80,9 @@ def test_unknown_rung_is_refused(tiny_mnist):
 
 
 def test_command_line(tiny_mnist, capsys):
-    record = bench.main(
-        [
-            "--device",
-            "cpu",
-            "--epochs",
-            "1",
-            "--rungs",
-            "baseline,large batch",
-            "--no-record",
-        ]
-    )
+    results = bench.main(["--device", "cpu", "--epochs", "1", "--rungs",
+                          "baseline,large batch", "--no-record"])  # fmt: skip
     out = capsys.readouterr().out
     assert "images/s" in out and "baseline" in out and "large batch" in out
-    assert [r["rung"] for r in record["rungs"]] == ["baseline", "large batch"]
+    assert [r.rung for r in results] == ["baseline", "large batch"]
     assert not (tiny_mnist / "results").exists()

@@ -90,3 +90,19 @@ def test_results_page_is_a_table_of_every_record(built_book):
             assert f"{record['top1']:.2f}" in text and record["model"] in text, (
                 f"{path.name} missing"
             )
+
+
+def test_student_notebooks_are_published_with_the_book(built_book):
+    import zipfile
+
+    folder = built_book / "student"
+    names = sorted(p.name for p in folder.glob("*.ipynb"))
+    assert names == [nb.name for nb in NOTEBOOKS]
+    with zipfile.ZipFile(folder / "student-notebooks.zip") as zf:
+        members = sorted(Path(n).name for n in zf.namelist())
+        assert members == names
+        for name in zf.namelist():
+            text = zf.read(name).decode()
+            assert "{exercise}" in text and "{solution}" not in text
+    page = (built_book / "book" / "instructors.html").read_text()
+    assert 'href="../student/student-notebooks.zip"' in page

@@ -4,25 +4,25 @@ import pytest
 import torch
 
 from lenet_utils import arithmetic as ar
-from lenet_utils.models import (
-    C3_TABLE,
+from lenet_utils import tables as tb
+from lenet_utils.lenet1998 import (
     DIGIT_BITMAPS,
     LeNet1998,
     ScaledTanh,
     SparseConv2d,
     Subsampling,
-    count_parameters,
     digit_prototypes,
     input_1998,
     rbf_map_loss,
 )
+from lenet_utils.models import C3_TABLE, count_parameters
 
 PAPER = ar.PAPER_1998  # the paper's printed (parameters, connections) per layer
 
 
 @pytest.fixture(scope="module")
 def rows():
-    return {r.layer: r for r in ar.layer_table(LeNet1998(), (1, 1, 32, 32))}
+    return {r.layer: r for r in tb.layer_table(LeNet1998(), (1, 1, 32, 32))}
 
 
 @pytest.mark.parametrize("layer", list(PAPER))
@@ -60,10 +60,35 @@ def test_c3_connects_exactly_the_table():
     assert torch.allclose(y[:, 0], y2[:, 0]) and not torch.allclose(y[:, 1], y2[:, 1])
 
 
-def test_sparse_conv_gradients_reach_only_existing_links():
+def test_sparse_c3_has_no_links_outside_the_table():
+    """Each C3 map's output must not depend on the S2 maps outside its row of Table I: the
+    gradient of map j with respect to S2 map i is zero unless i is in the table. A dense
+    C3 (every map reading all six) fails this."""
     c3 = SparseConv2d(C3_TABLE, 6, 5)
-    c3(torch.randn(2, 6, 14, 14)).sum().backward()
-    assert c3.weight.grad.shape == (60, 5, 5) and c3.weight.grad.abs().sum() > 0
+    torch.nn.init.normal_(c3.weight)
+    x = torch.randn(1, 6, 14, 14, requires_grad=True)
+    out = c3(x)
+    for j, inputs in enumerate(C3_TABLE):
+        (grad,) = torch.autograd.grad(out[0, j].sum(), x, retain_graph=True)
+        reached = {i for i in range(6) if grad[0, i].abs().sum() > 0}
+        assert reached == set(inputs), f"C3 map {j} reads {reached}, not {inputs}"
+    assert count_parameters(c3) == 1_516 and c3.weight.shape == (60, 5, 5)
+
+
+def test_masked_kernel_positions_get_no_gradient():
+    """Gradient descent can only move the 60 kernels of the table: the dense weight's
+    other 36 kernels stay exactly zero after a training step."""
+    c3 = SparseConv2d(C3_TABLE, 6, 5)
+    torch.nn.init.normal_(c3.weight)
+    opt = torch.optim.SGD(c3.parameters(), lr=1.0)
+    c3(torch.randn(2, 6, 14, 14)).pow(2).sum().backward()
+    assert c3.weight.grad.abs().sum() > 0
+    opt.step()
+    dense = c3.dense_weight().detach()
+    links = torch.zeros(16, 6, dtype=torch.bool)
+    for j, inputs in enumerate(C3_TABLE):
+        links[j, list(inputs)] = True
+    assert dense[~links].abs().sum() == 0 and dense[links].abs().sum() > 0
 
 
 def test_subsampling_is_sum_times_coefficient_plus_bias():
@@ -96,7 +121,15 @@ def test_rbf_output_is_negative_squared_distance_to_bitmaps():
     assert (
         scores.argmax(1).tolist() == [3, 7] and scores[0, 3] == 0 and scores[1, 7] == 0
     )
-    assert not any(p.requires_grad for p in rbf.buffers())
+    # Fixed, not trained: not among the model's parameters, and unchanged by a step.
+    assert not any(p is rbf.prototypes for p in model.parameters())
+    assert count_parameters(model) == 60_000
+    before = rbf.prototypes.clone()
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    x = input_1998(torch.randint(0, 256, (4, 1, 28, 28), dtype=torch.uint8))
+    rbf_map_loss(model(x), torch.arange(4)).backward()
+    opt.step()
+    assert torch.equal(rbf.prototypes, before)
 
 
 def test_input_scaling_background_and_foreground():

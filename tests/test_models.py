@@ -3,7 +3,6 @@
 import pytest
 import torch
 
-from lenet_utils.config import budget, data_root, get_device, hardware_line
 from lenet_utils.models import LeNet5, activations, count_parameters
 
 
@@ -123,17 +122,16 @@ def test_activations_trace_every_named_layer():
     }
 
 
-def test_config(monkeypatch, tmp_path):
-    monkeypatch.setenv("LENET_DATA_ROOT", str(tmp_path))
-    assert data_root() == tmp_path.resolve()
-    assert data_root(tmp_path / "x") == (tmp_path / "x").resolve()
-    monkeypatch.setenv("LENET_BUDGET", "smoke")
-    assert budget() == "smoke"
-    monkeypatch.setenv("LENET_BUDGET", "huge")
-    with pytest.raises(ValueError, match="LENET_BUDGET must be one of"):
-        budget()
-    monkeypatch.setenv("LENET_BUDGET", "full")
-    line = hardware_line(get_device("cpu"))
-    assert (
-        line.startswith("Hardware: CPU") and "torch " in line and "budget: full" in line
-    )
+def test_uint8_images_are_refused_with_the_fix():
+    x = torch.zeros(2, 1, 32, 32, dtype=torch.uint8)
+    with pytest.raises(
+        ValueError, match="expects float images, got torch.uint8.*normalize"
+    ):
+        LeNet5()(x)
+
+
+def test_channels_last_batch_is_recognised():
+    x = torch.zeros(2, 32, 32, 3)  # (N, H, W, C), as from numpy or PIL
+    with pytest.raises(ValueError, match=r"channels last.*x.permute\(0, 3, 1, 2\)"):
+        LeNet5(in_channels=3)(x)
+    assert LeNet5(in_channels=3)(x.permute(0, 3, 1, 2)).shape == (2, 10)

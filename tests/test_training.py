@@ -1,6 +1,4 @@
-"""The fit/evaluate loop, checkpoints, the results record and the plots, on tiny real tensors."""
-
-import json
+"""The fit/evaluate loop, checkpoints and the plots, on small learnable tensors."""
 
 import matplotlib
 
@@ -11,7 +9,7 @@ import torch
 from torch import nn
 
 from lenet_utils import plots
-from lenet_utils.data import TensorLoader
+from lenet_utils.pipeline import TensorLoader
 from lenet_utils.models import LeNet5, count_parameters
 from lenet_utils.training import (
     History,
@@ -20,8 +18,7 @@ from lenet_utils.training import (
     fit,
     load_checkpoint,
     predict,
-    record_result,
-    results_dir,
+    sgd_one_cycle,
 )
 
 
@@ -39,6 +36,12 @@ def loaders(classes=10):
     return TensorLoader(x, y, 32, shuffle=True), TensorLoader(x, y, 64)
 
 
+def train_cpu(model, train, test, opt, epochs, **kw):
+    """``fit`` on the CPU, printing one line per epoch."""
+    kw = {"device": torch.device("cpu"), "progress": False, **kw}
+    return fit(model, train, test, epochs=epochs, optimizer=opt, **kw)
+
+
 def make(classes=10, lr=0.05):
     torch.manual_seed(0)
     model = LeNet5(input_size=28, num_classes=classes)
@@ -48,22 +51,14 @@ def make(classes=10, lr=0.05):
 def test_accuracy_counts_topk():
     logits = torch.tensor([[0.1, 0.9, 0.0], [0.8, 0.1, 0.15], [0.2, 0.3, 0.5]])
     labels = torch.tensor([1, 2, 0])
-    assert accuracy(logits, labels, (1, 2, 3)) == [1, 2, 3]
+    assert accuracy(logits, labels, (1, 2, 3)).tolist() == [1, 2, 3]
 
 
 def test_fit_learns_and_records_history():
     train, test = loaders()
     model, opt = make()
     before = evaluate(model, test, torch.device("cpu"))["top1"]
-    history = fit(
-        model,
-        train,
-        test,
-        epochs=6,
-        optimizer=opt,
-        device=torch.device("cpu"),
-        progress=False,
-    )
+    history = train_cpu(model, train, test, opt, 6)
     assert [e["epoch"] for e in history.epochs] == [1, 2, 3, 4, 5, 6]
     assert history.last["test_top1"] > max(before, 90.0)
     assert history.epochs[-1]["train_loss"] < history.epochs[0]["train_loss"]
@@ -78,48 +73,41 @@ def test_fit_learns_and_records_history():
     ]
 
 
-def test_top5_reported_for_more_than_ten_classes():
+def test_top5_is_its_own_figure_for_more_than_ten_classes():
+    """Scores built so that top-1 and top-5 differ: the right class is first for 2 of 8
+    images, within the top five for 6 of them, and ranked last for the other 2."""
+    labels = torch.arange(8) % 20
+    logits = torch.arange(20.0).repeat(8, 1)  # class 19 scores highest, class 0 lowest
+    for i, rank in enumerate([0, 0, 1, 2, 3, 4, 19, 19]):  # where the label sits
+        label, other = int(labels[i]), 19 - rank
+        logits[i, [label, other]] = logits[i, [other, label]].clone()
+    loader = TensorLoader(logits, labels, 4)
+
+    class Scores(nn.Module):  # returns its input: the logits above
+        def __init__(self):
+            super().__init__()
+            self.p = nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            return x + 0 * self.p
+
+    out = evaluate(Scores(), loader, torch.device("cpu"))
+    assert out["top1"] == pytest.approx(25.0) and out["top5"] == pytest.approx(75.0)
     train, test = loaders(classes=20)
     model, opt = make(classes=20)
-    history = fit(
-        model,
-        train,
-        test,
-        epochs=1,
-        optimizer=opt,
-        device=torch.device("cpu"),
-        progress=False,
-    )
-    assert history.last["test_top5"] >= history.last["test_top1"]
+    history = train_cpu(model, train, test, opt, 1)
+    assert {"test_top1", "test_top5"} <= set(history.last)
 
 
 def test_checkpoint_resume_continues_where_it_stopped(tmp_path):
     ckpt = tmp_path / "run.pt"
     train, test = loaders()
     model, opt = make()
-    fit(
-        model,
-        train,
-        test,
-        epochs=2,
-        optimizer=opt,
-        device=torch.device("cpu"),
-        checkpoint=ckpt,
-        progress=False,
-    )
+    train_cpu(model, train, test, opt, 2, checkpoint=ckpt)
     assert ckpt.exists() and not list(tmp_path.glob("*.tmp"))
     # A new process: fresh model and optimizer, same checkpoint: it resumes after epoch 2.
     model2, opt2 = make()
-    history = fit(
-        model2,
-        train,
-        test,
-        epochs=4,
-        optimizer=opt2,
-        device=torch.device("cpu"),
-        checkpoint=ckpt,
-        progress=False,
-    )
+    history = train_cpu(model2, train, test, opt2, 4, checkpoint=ckpt)
     assert [e["epoch"] for e in history.epochs] == [1, 2, 3, 4]
     restored, _ = make()
     assert len(load_checkpoint(ckpt, restored).epochs) == 4
@@ -145,49 +133,6 @@ def test_predict_and_confusion_matrix():
     assert torch.equal(cm.sum(1), torch.bincount(labels, minlength=10))
 
 
-def test_record_result_only_for_full_runs(tmp_path, monkeypatch):
-    monkeypatch.setenv("LENET_RESULTS_DIR", str(tmp_path))
-    monkeypatch.setenv("LENET_BUDGET", "smoke")
-    kwargs = dict(
-        chapter="MNIST",
-        dataset="MNIST",
-        model="modern LeNet-5",
-        params=61706,
-        epochs=3,
-        top1=99.123,
-        top5=None,
-        train_seconds=12.34,
-        device=torch.device("cpu"),
-        extra={"target": "top-1 >= 99.3%", "met": False},
-    )
-    assert record_result(**kwargs) is None and not list(tmp_path.iterdir())
-    monkeypatch.setenv("LENET_BUDGET", "full")
-    path = record_result(**kwargs)
-    record = json.loads(path.read_text())
-    assert path.name == "mnist__mnist__modern-lenet-5.json"
-    for key in (
-        "chapter",
-        "dataset",
-        "model",
-        "params",
-        "epochs",
-        "top1",
-        "top5",
-        "train_seconds",
-        "device",
-        "torch",
-        "commit",
-        "date",
-    ):
-        assert key in record
-    assert (
-        record["top1"] == 99.12
-        and record["device"].startswith("CPU")
-        and record["met"] is False
-    )
-    assert results_dir() == tmp_path
-
-
 def test_plots_have_titles_and_labels():
     history = History(
         [
@@ -211,7 +156,14 @@ def test_plots_have_titles_and_labels():
     fig = plots.show_misclassified(
         x, y, preds, [str(i) for i in range(10)], title="Errors", n=4
     )
-    assert "4 shown" in fig._suptitle.get_text()
+    assert "4 of 7 errors" in fig._suptitle.get_text()
+    # a test set sorted by class still shows errors of several classes, not just the first
+    sorted_labels = torch.arange(40) // 4  # 4 images of each of 10 classes, in order
+    wrong = torch.arange(40)  # every image misclassified
+    picks = plots.spread_across_classes(wrong, sorted_labels, 10)
+    assert sorted(int(sorted_labels[i]) for i in picks) == list(range(10))
+    none = plots.show_misclassified(x, y, y, [str(i) for i in range(10)], title="E")
+    assert none.axes[0].texts[0].get_text() == "no misclassified images"
     fig = plots.plot_confusion(
         plots.confusion_matrix(preds, y, 10), [str(i) for i in range(10)], title="CM"
     )
@@ -228,36 +180,7 @@ def test_batchnorm_variant_adds_two_parameters_per_channel():
     assert isinstance(model.features.bn3, nn.BatchNorm2d)
 
 
-def test_tensor_loaders_normalise_and_augment_only_training():
-    from lenet_utils.data import TensorData, tensor_loaders
-
-    images = torch.randint(0, 256, (40, 3, 8, 8), dtype=torch.uint8)
-    data = TensorData(images, torch.arange(40) % 4, ["a", "b", "c", "d"], "generated")
-    stats = ((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
-    train, test = tensor_loaders(
-        data,
-        data,
-        stats,
-        "cpu",
-        batch_size=16,
-        padding=2,
-        flip=True,
-        eval_batch_size=40,
-    )
-    x, y = next(iter(test))
-    assert torch.allclose(x, (images.float() / 255 - 0.5) / 0.25) and torch.equal(
-        y, data.labels
-    )
-    assert len(train) == 3 and sum(len(b) for b, _ in train) == 40
-    batches = torch.cat([b for b, _ in train])
-    assert not torch.allclose(
-        batches.sort(0).values, x.sort(0).values
-    )  # shifted/flipped, not just reordered
-
-
 def test_sgd_one_cycle_peaks_at_lr_and_ends_near_zero():
-    from lenet_utils.training import sgd_one_cycle
-
     opt, sched = sgd_one_cycle(LeNet5(), lr=0.1, epochs=2, steps_per_epoch=10)
     lrs = []
     for _ in range(20):
@@ -279,16 +202,7 @@ def test_fit_reports_train_and_test_loss_with_the_same_criterion():
     model, opt = make(
         lr=0.0
     )  # lr 0: the weights do not move, so train and test loss must agree
-    history = fit(
-        model,
-        loader,
-        loader,
-        epochs=1,
-        optimizer=opt,
-        loss_fn=doubled,
-        device=torch.device("cpu"),
-        progress=False,
-    )
+    history = train_cpu(model, loader, loader, opt, 1, loss_fn=doubled)
     expected = evaluate(model, loader, torch.device("cpu"), loss_fn=doubled)["loss"]
     assert history.last["test_loss"] == pytest.approx(expected)
     assert history.last["train_loss"] == pytest.approx(expected, rel=1e-5)
@@ -315,3 +229,82 @@ def test_flip_tta_averages_the_image_and_its_mirror():
     ] == pytest.approx(
         evaluate(model, sym_loader, torch.device("cpu"))["loss"], rel=1e-5
     )
+
+
+def test_sgd_without_the_schedule_trains_at_the_given_rate():
+    opt, sched = sgd_one_cycle(
+        LeNet5(), lr=0.1, epochs=2, steps_per_epoch=10, one_cycle=False
+    )
+    assert sched is None and opt.param_groups[0]["lr"] == 0.1
+
+
+def test_checkpoints_load_as_weights_only(tmp_path, monkeypatch):
+    """Resuming never unpickles code: load_checkpoint asks torch for weights_only."""
+    ckpt = tmp_path / "run.pt"
+    train, test = loaders()
+    model, opt = make()
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, 0.05, total_steps=2 * len(train))
+    train_cpu(model, train, test, opt, 1, scheduler=sched, checkpoint=ckpt)
+    seen = []
+    real = torch.load
+    monkeypatch.setattr(torch, "load", lambda *a, **k: seen.append(k) or real(*a, **k))
+    model2, opt2 = make()
+    sched2 = torch.optim.lr_scheduler.OneCycleLR(opt2, 0.05, total_steps=2 * len(train))
+    assert len(load_checkpoint(ckpt, model2, opt2, sched2).epochs) == 1
+    assert seen and all(k.get("weights_only") is True for k in seen)
+    assert sched2.state_dict()["last_epoch"] == sched.state_dict()["last_epoch"]
+
+
+def test_predict_honours_amp(monkeypatch):
+    from lenet_utils import training
+
+    calls = []
+    real = training._autocast
+    monkeypatch.setattr(
+        training, "_autocast", lambda d, amp: calls.append(amp) or real(d, amp)
+    )
+    _, test = loaders()
+    model, _ = make()
+    predict(model, test, amp=False)
+    assert calls and not any(calls)
+
+
+def test_fit_prints_one_line_per_epoch_without_bars(capsys):
+    train, test = loaders()
+    model, opt = make()
+    train_cpu(model, train, test, opt, 2)
+    out = capsys.readouterr()
+    lines = out.out.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["epoch  1/2", "epoch  2/2"]
+    assert "\r" not in out.out and out.err == ""  # no progress-bar redraws
+
+
+def test_readable_table_formats_numbers_for_people():
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {"params": [156, 1516], "error %": [0.95, float("nan")], "n": [60000.0, None]},
+        index=["C1", "C3"],
+    )
+    out = plots.readable_table(frame, total=True)
+    assert out.loc["C3", "params"] == "1,516" and out.loc["total", "params"] == "1,672"
+    assert out.loc["C1", "error %"] == "0.95" and out.loc["C3", "error %"] == "–"
+    assert out.loc["C1", "n"] == "60,000" and out.loc["C3", "n"] == "–"
+    text = out.to_string()
+    assert "nan" not in text.lower() and "None" not in text and ".0 " not in text
+
+
+def test_runs_with_different_losses_get_separate_axes():
+    def history(scale):
+        return History([{"epoch": i, "lr": 0.1, "train_loss": scale / i, "train_top1": 90.0,
+                         "test_loss": scale / i, "test_top1": 90.0, "seconds": 1.0}
+                        for i in (1, 2)])  # fmt: skip
+
+    runs = {"1998": history(20.0), "modern": history(0.02)}
+    fig = plots.plot_history(
+        runs, title="T", loss_label={"1998": "MAP", "modern": "CE"}
+    )
+    assert [ax.get_ylabel() for ax in fig.axes] == ["MAP", "CE", "accuracy (%)"]
+    fig = plots.plot_history(runs, title="T")
+    assert [ax.get_ylabel() for ax in fig.axes] == ["cross-entropy", "accuracy (%)"]
+    matplotlib.pyplot.close("all")

@@ -1,35 +1,23 @@
 """Sphinx directive ``results-table``: renders every JSON record in ``results/`` as one table.
 
-The records are written by ``lenet_utils.training.record_result`` (training runs) and by the
-benchmark (``kind: "bench"``); the page is rebuilt from them on every book build, so it cannot
+The records are written by ``lenet_utils.records.record_result`` (training runs and, with
+``kind: "bench"``, the benchmark); the columns are defined there too. The page is rebuilt from them on every book build, so it cannot
 drift from what the runs recorded.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from docutils import nodes
 from sphinx.util.docutils import SphinxDirective
 
-COLUMNS = [
-    ("chapter", "chapter"),
-    ("dataset", "dataset"),
-    ("model", "model"),
-    ("params", "parameters"),
-    ("epochs", "epochs"),
-    ("top1", "top-1 %"),
-    ("top5", "top-5 %"),
-    ("target", "target"),
-    ("met", "met"),
-    ("train_seconds", "train s"),
-    ("device", "device"),
-    ("provenance", "run (torch, commit, date)"),
-]
+from lenet_utils.records import BENCH_COLUMNS, CHAPTERS, COLUMNS, read_records
 
 
 def _value(key: str, record: dict):
+    if key == "chapter" and record.get("chapter") in CHAPTERS:
+        return f"{CHAPTERS.index(record['chapter']) + 1}. {record['chapter']}"
     if key == "provenance":
         return (
             f"torch {record.get('torch')}, {record.get('commit')}, {record.get('date')}"
@@ -63,41 +51,20 @@ class ResultsTable(SphinxDirective):
 
     def run(self) -> list[nodes.Node]:
         folder = Path(self.env.srcdir) / "results"
-        records = []
         for path in sorted(folder.glob("*.json")):
             self.env.note_dependency(str(path))
-            records.append(json.loads(path.read_text()))
         kind = self.options.get("kind", "train")
-        runs = [r for r in records if r.get("kind", "train") == kind]
+        runs = [r for r in read_records(folder) if r.get("kind", "train") == kind]
         if not runs:
-            return [
-                nodes.paragraph(
-                    text=f"No {'benchmarks' if kind == 'bench' else 'runs'} have been recorded yet."
-                )
-            ]
+            what = "benchmarks" if kind == "bench" else "runs"
+            return [nodes.paragraph(text=f"No {what} have been recorded yet.")]
         if kind == "bench":
             out: list[nodes.Node] = []
             for r in runs:
-                out += [
-                    nodes.paragraph(text=_bench_heading(r)),
-                    _table(BENCH_COLUMNS, r["rungs"]),
-                ]
+                out += [nodes.paragraph(text=_bench_heading(r))]
+                out += [_table(BENCH_COLUMNS, r["rungs"])]
             return out
-        runs.sort(key=lambda r: (r["chapter"], r["dataset"], r["model"]))
         return [_table(COLUMNS, runs)]
-
-
-BENCH_COLUMNS = [
-    ("rung", "rung"),
-    ("batch_size", "batch"),
-    ("precision", "precision"),
-    ("images_per_s", "images/s"),
-    ("epoch_s", "s/epoch"),
-    ("time_to_99_s", "s to 99%"),
-    ("compile_s", "warm-up s"),
-    ("peak_mem_mb", "peak MB"),
-    ("top1", "top-1 %"),
-]
 
 
 def _table(columns, rows) -> nodes.table:

@@ -20,6 +20,7 @@ CHAPTERS = [
     ("06", "Training on\nCIFAR-10", 4, -1, False),
     ("07", "Downscaled\nImageNet", 5, -1, False),
     ("08", "Fast training\non the GPU", 4, 0, True),
+    ("09", "Beyond\none GPU", 5, 0, True),
 ]
 # (from, to, required?) required = solid arrow; helpful = dashed
 EDGES = [
@@ -32,6 +33,8 @@ EDGES = [
     ("04", "06", True),
     ("06", "07", True),
     ("04", "08", True),
+    ("07", "09", True),
+    ("08", "09", True),
 ]
 
 

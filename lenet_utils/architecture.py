@@ -1,0 +1,363 @@
+"""LeNet-5 drawn in the style of the paper's Fig. 2 (LeCun et al. 1998).
+
+One job: :func:`draw_architecture` draws a model as stacks of feature maps, left to
+right, every label read off one forward pass through the model
+(:func:`lenet_utils.tables.layer_table`), so the figure cannot drift from the
+model; :func:`architecture_labels` returns the same words as data.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple, Sequence
+
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from matplotlib.text import Text
+from torch import nn
+
+from .tables import LayerRow, layer_table
+
+__all__ = [
+    "OPERATIONS",
+    "architecture_labels",
+    "draw_architecture",
+]
+
+#: What the paper's Fig. 2 writes under the arrow into a layer, by the layer's class name.
+OPERATIONS: dict[str, str] = {
+    "Conv2d": "convolutions",
+    "SparseConv2d": "convolutions",
+    "MaxPool2d": "max pooling",
+    "AvgPool2d": "average pooling",
+    "Subsampling": "subsampling",
+    "Linear": "full connection",
+    "EuclideanRBF": "Gaussian connections",
+}
+_NOT_DRAWN = (
+    "BatchNorm1d",
+    "BatchNorm2d",
+)  # they change no shape: no stack of their own
+_MAX_SQUARES = (
+    8  # a stack of 120 squares would be a black smear; the label gives the count
+)
+_FIG_W, _FIG_H, _DPI = 10.0, 3.0, 100
+
+_MAP_FILL, _MAP_EDGE = "#dbe7f5", "#2f5f8f"
+_INPUT_FILL = "#ececec"
+_RGB_FILLS = (
+    "#f6d5d5",
+    "#d7efd7",
+    "#d6e2f7",
+)  # a colour input's red, green, blue planes
+
+
+_Box = tuple[float, float, float]  # three numbers in inches
+
+
+class _Column(NamedTuple):
+    label: str  # "C1: 6@28x28"
+    maps: int  # squares in the stack (0 for a layer of units drawn as a bar)
+    side: int  # map height and width in pixels (units for a bar)
+    operation: str  # how it is computed from the column before ("" for the input)
+    kernel: int  # pixels its window spans on the previous maps (0: no window)
+    stride: int
+    fills: tuple[str, ...]
+
+
+def _short(name: str) -> str:
+    return name.split(".")[-1]
+
+
+def _window(module: nn.Module | None, row: LayerRow) -> tuple[int, int, int]:
+    """(kernel size, pixels it spans, stride) of a convolution or pooling layer."""
+    in_h, out_h = row.input_shape[-2], row.output_shape[-2]
+    if module is None or not hasattr(module, "kernel_size"):
+        # the paper's trainable subsampling has no kernel_size: its window is its ratio
+        k = max(in_h // max(out_h, 1), 1)
+        return k, k, k
+
+    def first(v: int | Sequence[int]) -> int:
+        return int(v if isinstance(v, int) else v[0])
+
+    k = first(module.kernel_size)
+    dilation = first(getattr(module, "dilation", 1))
+    stride = getattr(module, "stride", None)
+    return k, dilation * (k - 1) + 1, first(stride) if stride else k
+
+
+def _columns(model: nn.Module, input_size: Sequence[int]) -> list[_Column]:
+    rows = [r for r in layer_table(model, input_size) if r.kind not in _NOT_DRAWN]
+    if not rows:
+        raise ValueError(
+            f"draw_architecture: {type(model).__name__} has no convolution, pooling or "
+            "linear layer to draw; pass a model built from nn.Conv2d/nn.Linear layers"
+        )
+    modules = {_short(n): m for n, m in model.named_modules() if n}
+    shape = tuple(input_size[1:])
+    channels = shape[0] if len(shape) == 3 else 1
+    size_text = "x".join(map(str, shape[-2:]))
+    columns = [
+        _Column(
+            f"input: {size_text}"
+            if channels == 1
+            else f"input: {channels}@{size_text}",
+            channels,
+            shape[-1],
+            "",
+            0,
+            0,
+            _RGB_FILLS if channels == 3 else (_INPUT_FILL,),
+        )
+    ]
+    for row in rows:
+        out = row.output_shape[1:]
+        op = OPERATIONS.get(row.kind, row.kind)
+        kernel = stride = 0
+        if len(row.input_shape) == 4 and len(out) == 3:
+            size, kernel, stride = _window(modules.get(row.layer), row)
+            op = f"{size}x{size} {op}"
+        if len(out) == 3 and out[1] * out[2] > 1:
+            label = f"{row.layer}: {out[0]}@{out[1]}x{out[2]}"
+            maps, side = out[0], out[2]
+        elif len(out) == 3:  # C5: 1x1 maps, drawn as a layer of units like in the paper
+            label = f"{row.layer}: {out[0]}@1x1"
+            maps, side = 0, out[0]
+        else:
+            units = math.prod(out)
+            label = f"{row.layer}: {units} units"
+            maps, side = 0, units
+        columns.append(_Column(label, maps, side, op, kernel, stride, (_MAP_FILL,)))
+    return columns
+
+
+def _default_title(model: nn.Module) -> str:
+    name = type(model).__name__
+    if name == "LeNet5":
+        return f"LeNet-5 ({getattr(model, 'variant', 'modern')}): layers and their maps"
+    if name == "LeNet1998":
+        return "LeNet-5 (1998): layers and their maps"
+    return f"{name}: layers and their maps"
+
+
+def _default_input_size(model: nn.Module) -> tuple[int, int, int, int]:
+    side = int(getattr(model, "input_size", 32))
+    return 1, int(getattr(model, "in_channels", 1)), side, side
+
+
+def architecture_labels(
+    model: nn.Module, input_size: Sequence[int] | None = None
+) -> list[tuple[str, str]]:
+    """(label, operation into it) for every drawn column, e.g. ``("C1: 6@28x28",
+    "5x5 convolutions")``: the words :func:`draw_architecture` writes, as data."""
+    size = input_size or _default_input_size(model)
+    return [(c.label, c.operation) for c in _columns(model, size)]
+
+
+def draw_architecture(
+    model: nn.Module,
+    input_size: Sequence[int] | None = None,
+    *,
+    title: str | None = None,
+) -> Figure:
+    """Draw ``model`` as the paper's Fig. 2: a stack of squares per layer, left to right.
+
+    One dummy batch of ``input_size`` (with its batch dimension; by default read from the
+    model's ``in_channels`` and ``input_size``, else ``(1, 1, 32, 32)``) runs through the
+    model; each convolution, pooling and linear layer becomes a column labelled with its
+    paper name and output (``C3: 16@10x10``), with the operation that computes it written
+    below. Squares are proportional to the map size; a stack draws at most 8 maps; layers
+    of units (and 1x1 maps) are bars whose height grows with the number of units.
+    Batch normalisation and activations change no shape and are not drawn.
+    """
+    size = tuple(input_size or _default_input_size(model))
+    columns = _columns(model, size)
+    # a pyplot figure, like lenet_utils.plots: the notebooks end the cell with plt.show()
+    fig = plt.figure(figsize=(_FIG_W, _FIG_H), dpi=_DPI, facecolor="white")
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, _FIG_W)
+    ax.set_ylim(0, _FIG_H)
+    ax.axis("off")
+    # All coordinates below are inches, so text can be measured against shapes.
+    renderer = fig.canvas.get_renderer()
+    label_texts = [
+        ax.text(0, 0, c.label, ha="center", va="bottom", fontsize=10) for c in columns
+    ]
+    op_texts = [
+        ax.text(
+            0,
+            0,
+            c.operation.replace(" ", "\n", 1) if c.operation else "",
+            ha="center",
+            va="top",
+            fontsize=9.5,
+            color="0.2",
+            linespacing=1.15,
+        )
+        for c in columns
+    ]
+
+    def width(t: Text) -> float:
+        return t.get_window_extent(renderer).width / _DPI if t.get_text() else 0.0
+
+    label_w = [width(t) for t in label_texts]
+    op_w = [width(t) for t in op_texts]
+    bar_w, bar_h_max, pad, gap_min = 0.13, 1.45, 0.12, 0.3
+    title_h, label_h, op_h = 0.42, 0.28, 0.44
+    biggest = (
+        max(c.side for c in columns if c.maps) if any(c.maps for c in columns) else 1
+    )
+
+    def geometry(scale: float) -> list[_Box]:
+        """(width, height, offset between squares) of each column at ``scale`` in/px."""
+        out = []
+        for c in columns:
+            if c.maps:
+                side = scale * c.side
+                d = min(max(0.12 * side, 0.025), 0.05)
+                ext = side + (min(c.maps, _MAX_SQUARES) - 1) * d
+                out.append((ext, ext, d))
+            else:  # height grows with the units and saturates: 10 -> small, 120 -> tall
+                out.append((bar_w, bar_h_max * (1 - math.exp(-c.side / 100)), 0.0))
+        return out
+
+    def gaps(geo: list[_Box]) -> tuple[list[float], float, float]:
+        g: list[float] = [0.0]  # g[i]: space between column i-1 and column i
+        for i in range(1, len(columns)):
+            need = max(
+                gap_min,
+                (label_w[i - 1] + label_w[i]) / 2
+                + pad
+                - (geo[i - 1][0] + geo[i][0]) / 2,
+            )
+            if i >= 2:  # the operation texts under gaps i-1 and i must not touch
+                need = max(
+                    need, op_w[i - 1] + op_w[i] + 2 * pad - g[i - 1] - 2 * geo[i - 1][0]
+                )
+            g.append(need)
+        left = max(0.15, label_w[0] / 2 - geo[0][0] / 2 + 0.1)
+        right = max(0.15, label_w[-1] / 2 - geo[-1][0] / 2 + 0.1)
+        return g, left, right
+
+    def fits(scale: float) -> bool:
+        geo = geometry(scale)
+        g, left, right = gaps(geo)
+        total = left + right + sum(w for w, _, _ in geo) + sum(g)
+        tallest = max(h for _, h, _ in geo)
+        return total <= _FIG_W and tallest <= _FIG_H - title_h - label_h - op_h - 0.1
+
+    lo, hi = 0.005, 2.0 / biggest
+    for _ in range(40):  # the largest squares that fit, by bisection
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    geo = geometry(lo)
+    g, left, right = gaps(geo)
+    slack = _FIG_W - (left + right + sum(w for w, _, _ in geo) + sum(g))
+    g = [0.0] + [x + slack / (len(columns) - 1) for x in g[1:]] if len(g) > 1 else g
+    tallest = max(h for _, h, _ in geo)
+    y_mid = (
+        op_h + 0.05 + tallest / 2 + (_FIG_H - title_h - label_h - op_h - tallest) / 2
+    )
+    y_ops = y_mid - tallest / 2 - 0.1
+
+    x = left
+    fronts: list[_Box] = []  # front square/bar: (x0, y0, size)
+    for i, (c, (w, h, d)) in enumerate(zip(columns, geo)):
+        x += g[i]
+        bottom = y_mid - h / 2
+        if c.maps:
+            n = min(c.maps, _MAX_SQUARES)
+            side = w - (n - 1) * d
+            for j in range(n):  # back to front: each map further right and lower
+                fill = c.fills[j % len(c.fills)]
+                ax.add_patch(
+                    Rectangle(
+                        (x + j * d, bottom + (n - 1 - j) * d),
+                        side,
+                        side,
+                        facecolor=fill,
+                        edgecolor=_MAP_EDGE,
+                        lw=0.8,
+                        gid=c.label,  # lets tests find a layer's squares
+                    )
+                )
+            fronts.append((x + (n - 1) * d, bottom, side))
+        else:
+            ax.add_patch(
+                Rectangle(
+                    (x, bottom),
+                    w,
+                    h,
+                    facecolor=_MAP_FILL,
+                    edgecolor=_MAP_EDGE,
+                    lw=0.8,
+                    gid=c.label,
+                )
+            )
+            fronts.append((x, bottom, h))
+        label_texts[i].set_position((x + w / 2, bottom + h + 0.07))
+        if i:
+            op_texts[i].set_position((x - g[i] / 2, y_ops))
+            if c.kernel:
+                _draw_window(
+                    ax,
+                    fronts[i - 1],
+                    columns[i - 1],
+                    fronts[i],
+                    c,
+                    0.15 if i % 2 else 0.6,
+                )
+        x += w
+    ax.text(
+        _FIG_W / 2,
+        _FIG_H - 0.12,
+        title or _default_title(model),
+        ha="center",
+        va="top",
+        fontsize=12,
+        fontweight="bold",
+    )
+    return fig
+
+
+def _draw_window(
+    ax: Axes, src: _Box, src_col: _Column, dst: _Box, dst_col: _Column, where: float
+) -> None:
+    """The paper's projection lines: one window on the previous front map, converging on
+    the output pixel (or unit) it computes. ``where`` (0 to 1) places the window along the
+    map's diagonal, so that consecutive windows do not cover each other."""
+    sx, sy, s_side = src
+    dx, dy, d_side = dst
+    k, stride = dst_col.kernel, max(dst_col.stride, 1)
+    if not src_col.maps or not k:
+        return
+    px = s_side / src_col.side  # inches per pixel of the previous map
+    room = max(src_col.side - k, 0)
+    start = min(stride * round(where * room / stride), room)  # a whole output pixel
+    out_pos = start // stride
+    wx0, wy1 = sx + start * px, sy + s_side - start * px
+    win = k * px
+    blue = "#1d4f80"
+    ax.add_patch(
+        Rectangle(
+            (wx0, wy1 - win),
+            win,
+            win,
+            facecolor="#8fb3da",
+            alpha=0.8,
+            edgecolor=blue,
+            lw=0.9,
+            zorder=2,
+        )
+    )
+    if dst_col.maps:
+        opx = d_side / dst_col.side
+        tx, ty = dx + out_pos * opx, dy + d_side - out_pos * opx
+        ax.add_patch(Rectangle((tx, ty - opx), opx, opx, color=blue, zorder=3))
+        ends = [(tx, ty), (tx, ty - opx)]
+    else:
+        ends = [(dx, dy + d_side / 2)] * 2
+    for (ex, ey), (fx, fy) in zip(ends, [(wx0 + win, wy1), (wx0 + win, wy1 - win)]):
+        ax.plot([fx, ex], [fy, ey], color=blue, lw=0.7, alpha=0.8, zorder=2.5)

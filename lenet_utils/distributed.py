@@ -1,0 +1,216 @@
+"""Several processes, one training: the process group, rank helpers and the reductions.
+
+``torchrun --nproc_per_node=N`` starts N copies of a script and gives each the variables
+``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT``. :func:`setup`
+reads them and joins the process group (``nccl`` on GPUs, ``gloo`` on the CPU); without
+them it does nothing, and every helper here answers for one process (rank 0 of 1), so
+the same code runs alone or under ``torchrun``. :func:`wrap` puts a model in
+``DistributedDataParallel``, which all-reduces the gradients during the backward pass;
+:func:`all_reduce_sum` adds up the ranks' metric sums, so that every rank reports the
+figures of the whole dataset.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from .config import get_device
+
+__all__ = [
+    "RENDEZVOUS_VARIABLES",
+    "LaunchError",
+    "all_reduce_max",
+    "all_reduce_sum",
+    "barrier",
+    "is_distributed",
+    "is_main",
+    "launched",
+    "local_rank",
+    "main_first",
+    "rank",
+    "setup",
+    "teardown",
+    "unwrap",
+    "world_size",
+    "wrap",
+]
+
+#: What ``torchrun`` sets for every process it starts, and a process group needs.
+RENDEZVOUS_VARIABLES = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+HOW_TO_LAUNCH = (
+    "run it under torchrun, which sets them all, e.g. "
+    "torchrun --standalone --nproc_per_node=2 -m lenet_utils.train --recipe mnist"
+)
+
+
+class LaunchError(RuntimeError):
+    """The process was started for a distributed run, but not in a way that can work."""
+
+
+def launched() -> bool:
+    """True when this process was started as one of several (``RANK`` or ``WORLD_SIZE``
+    is set); :func:`setup` then checks that the rest of the rendezvous is there too."""
+    return any(os.environ.get(v, "").strip() for v in ("RANK", "WORLD_SIZE"))
+
+
+def _int_env(name: str) -> int:
+    value = os.environ.get(name, "").strip()
+    try:
+        return int(value)
+    except ValueError:
+        raise LaunchError(
+            f"{name}={value!r} is not a whole number; {HOW_TO_LAUNCH}"
+        ) from None
+
+
+def _check_environment() -> tuple[int, int, int]:
+    """(rank, world size, local rank) from torchrun's variables, or a clear error."""
+    missing = [v for v in RENDEZVOUS_VARIABLES if not os.environ.get(v, "").strip()]
+    if missing:
+        given = [v for v in RENDEZVOUS_VARIABLES if v not in missing]
+        raise LaunchError(
+            f"{' and '.join(given)} {'is' if len(given) == 1 else 'are'} set, so this "
+            f"looks like one process of a distributed run, but {', '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} missing: {HOW_TO_LAUNCH}; or unset "
+            f"{', '.join(given)} to train in a single process"
+        )
+    rank_, world = _int_env("RANK"), _int_env("WORLD_SIZE")
+    local = _int_env("LOCAL_RANK") if os.environ.get("LOCAL_RANK") else rank_
+    if world < 1 or not 0 <= rank_ < world:
+        raise LaunchError(
+            f"RANK={rank_} and WORLD_SIZE={world} do not fit (0 <= RANK < WORLD_SIZE); "
+            + HOW_TO_LAUNCH
+        )
+    return rank_, world, local
+
+
+def setup(
+    device: str | torch.device | None = None, timeout_s: float = 1800.0
+) -> torch.device:
+    """Join the process group when started by ``torchrun``; return this process's device.
+
+    One process per GPU: rank ``LOCAL_RANK`` of a machine uses ``cuda:LOCAL_RANK``, and the
+    ranks talk through NCCL; on the CPU (or MPS) they talk through gloo. A collective that
+    waits longer than ``timeout_s`` (e.g. for a rank that died or hangs) fails instead of
+    hanging for ever. Without torchrun's variables this only picks the device.
+    """
+    if not launched():
+        return get_device(device)
+    rank_, world, local = _check_environment()
+    device = get_device(device)
+    if device.type == "cuda":
+        if local >= torch.cuda.device_count():
+            raise LaunchError(
+                f"process {local} of this machine needs GPU cuda:{local}, but there "
+                f"are {torch.cuda.device_count()} GPU(s): start at most that many "
+                "processes per machine (--nproc_per_node)"
+            )
+        device = torch.device("cuda", local)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(
+            "nccl" if device.type == "cuda" else "gloo",
+            rank=rank_,
+            world_size=world,
+            timeout=datetime.timedelta(seconds=timeout_s),
+        )
+    return device
+
+
+def teardown() -> None:
+    """Leave the process group (if any); safe to call more than once."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def is_distributed() -> bool:
+    """True inside an initialised process group."""
+    return dist.is_available() and dist.is_initialized()
+
+
+def rank() -> int:
+    """This process's rank (0 outside a process group)."""
+    return dist.get_rank() if is_distributed() else 0
+
+
+def world_size() -> int:
+    """How many processes train together (1 outside a process group)."""
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def local_rank() -> int:
+    """This process's rank on its own machine (``LOCAL_RANK``, else the rank)."""
+    value = os.environ.get("LOCAL_RANK", "").strip()
+    return int(value) if is_distributed() and value else rank()
+
+
+def is_main() -> bool:
+    """True on rank 0: the one process that prints, records and checkpoints."""
+    return rank() == 0
+
+
+def barrier() -> None:
+    """Wait for every rank (nothing to wait for in a single process)."""
+    if is_distributed():
+        dist.barrier()
+
+
+@contextmanager
+def main_first(local: bool = True) -> Iterator[None]:
+    """Run the block on rank 0 first (per machine if ``local``), then on the others: one
+    process builds a cache (decoded images, a memory map), the others then read it."""
+    first = (local_rank() if local else rank()) == 0
+    if not first:
+        barrier()
+    try:
+        yield
+    finally:  # even after an error, so that the others go on (and meet it themselves)
+        if first:
+            barrier()
+
+
+def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """Sum ``tensor`` over the ranks, in place; returns it (unchanged in one process).
+
+    The sums are added in the ranks' device's precision; use float64 or integer tensors
+    for counts, so that the totals are exact."""
+    if is_distributed():
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def all_reduce_max(value: float, device: torch.device | str = "cpu") -> float:
+    """The largest ``value`` over the ranks (e.g. the slowest rank's epoch time)."""
+    if not is_distributed():
+        return float(value)
+    t = torch.tensor([float(value)], dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return float(t.item())
+
+
+def wrap(model: nn.Module, device: torch.device) -> nn.Module:
+    """``model`` in ``DistributedDataParallel`` inside a process group, else unchanged.
+
+    DDP copies rank 0's weights to every rank once, then all-reduces (averages) the
+    gradients in buckets during the backward pass, so every rank takes the same step."""
+    if not is_distributed():
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    model = model.to(device)
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside a ``DistributedDataParallel`` wrapper (or ``model`` itself)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    return model.module if isinstance(model, DistributedDataParallel) else model

@@ -1,0 +1,204 @@
+"""Results records: one JSON file per full run, one schema, one writer.
+
+Every full training run and every benchmark writes one record under
+:func:`lenet_utils.config.results_dir` with :func:`record_result`. The book's results page
+renders them with the columns defined here, so the page and the records cannot disagree.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import IO, Callable
+
+import torch
+
+from .config import REPO, budget, describe_path, device_name, results_dir
+
+__all__ = [
+    "BENCH_COLUMNS",
+    "CHAPTERS",
+    "COLUMNS",
+    "FIELDS",
+    "atomic_write",
+    "git_commit",
+    "read_records",
+    "record_result",
+    "slug",
+]
+
+#: The course checkout's own records (what the book's results page shows).
+REPO_RESULTS = REPO / "results"
+
+#: The chapters that record runs, in the book's order (their names in the course plan).
+CHAPTERS: tuple[str, ...] = (
+    "The paper's arithmetic",
+    "Building blocks by hand",
+    "LeNet-5 in PyTorch",
+    "MNIST",
+    "The 1998 LeNet-5, faithfully",
+    "CIFAR-10",
+    "Downscaled ImageNet",
+    "Fast training on the GPU",
+    "Beyond one GPU",
+)
+
+#: Every record's fields, in the order they are written.
+FIELDS: tuple[str, ...] = (
+    "kind",  # "train" (a training run) or "bench" (the speed ladder)
+    "chapter",  # one of CHAPTERS
+    "dataset",  # as shown to readers, e.g. "CIFAR-10 (JPEG copy)"
+    "model",  # e.g. "modern LeNet-5 + batch norm"
+    "params",  # trainable parameters
+    "epochs",
+    "top1",  # percent, on the test (or validation) split
+    "top5",  # percent, or null with 10 classes or fewer
+    "train_seconds",  # training only, evaluations excluded
+    "device",  # the hardware's name, as torch reports it
+    "torch",  # torch version
+    "commit",  # the course checkout's commit
+    "date",
+)
+
+#: The results page's columns for training runs: (field, column title).
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("chapter", "chapter"),
+    ("dataset", "dataset"),
+    ("model", "model"),
+    ("params", "parameters"),
+    ("epochs", "epochs"),
+    ("top1", "top-1 %"),
+    ("top5", "top-5 %"),
+    ("target", "target"),
+    ("met", "met"),
+    ("train_seconds", "train s"),
+    ("device", "device"),
+    ("provenance", "run (torch, commit, date)"),
+)
+
+#: The results page's columns for each rung of a benchmark record.
+BENCH_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("rung", "rung"),
+    ("batch_size", "batch"),
+    ("precision", "precision"),
+    ("images_per_s", "images/s"),
+    ("epoch_s", "s/epoch"),
+    ("time_to_99_s", "s to 99%"),
+    ("compile_s", "warm-up s"),
+    ("peak_mem_mb", "peak MB"),
+    ("top1", "top-1 %"),
+)
+
+
+def slug(*parts: str) -> str:
+    """A file-name part of ``[a-z0-9-]`` only: ``"CIFAR-10 (JPEG copy)"`` -> ``cifar-10-jpeg-copy``."""
+    words = [re.sub(r"[^a-z0-9]+", "-", p.lower()).strip("-") for p in parts]
+    return "--".join(w for w in words if w)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
+    """Write ``path`` through ``write(file)`` into a temporary file, then rename it into
+    place: a crash or an error leaves the old file (or none), never half of a new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; records and caches are shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def git_commit() -> str:
+    """The checkout's short commit hash, or ``unknown`` outside a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            timeout=10,
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _check(chapter: str, params: int, epochs: int, top1: float, top5) -> None:
+    if chapter not in CHAPTERS:
+        raise ValueError(f"unknown chapter {chapter!r}; use one of {CHAPTERS}")
+    if int(params) < 1 or int(epochs) < 1:
+        raise ValueError(f"params and epochs must be positive, got {params}, {epochs}")
+    for name, value in (("top1", top1), ("top5", top5)):
+        if value is not None and not 0 <= float(value) <= 100:
+            raise ValueError(f"{name} is a percentage in [0, 100], got {value}")
+
+
+def record_result(
+    *,
+    chapter: str,
+    dataset: str,
+    model: str,
+    params: int,
+    epochs: int,
+    top1: float,
+    top5: float | None,
+    train_seconds: float,
+    device: torch.device,
+    extra: dict | None = None,
+    kind: str = "train",
+) -> Path | None:
+    """Write a full run's record as ``results/<chapter>--<dataset>--<model>--<device>.json``.
+
+    The fields are :data:`FIELDS` (where it ran is added here), then ``extra`` (e.g. a
+    target and whether it was met, or a benchmark's rungs). Smoke runs are not recorded.
+    """
+    _check(chapter, params, epochs, top1, top5)
+    if budget() != "full":
+        print("smoke budget: result not recorded")
+        return None
+    record = {
+        "kind": kind,
+        "chapter": chapter,
+        "dataset": dataset,
+        "model": model,
+        "params": int(params),
+        "epochs": int(epochs),
+        "top1": round(float(top1), 2),
+        "top5": None if top5 is None else round(float(top5), 2),
+        "train_seconds": round(float(train_seconds), 1),
+        "device": device_name(device),
+        "torch": torch.__version__,
+        "commit": git_commit(),
+        "date": _dt.date.today().isoformat(),
+        **(extra or {}),
+    }
+    number = CHAPTERS.index(chapter) + 1
+    name = f"{number:02d}--{slug(dataset, model, torch.device(device).type)}.json"
+    text = json.dumps(record, indent=2, ensure_ascii=False) + "\n"
+    path = atomic_write(results_dir() / name, lambda f: f.write(text.encode()))
+    top5_text = "" if top5 is None else f", top-5 {record['top5']}%"
+    print(f"recorded {describe_path(path)}: top-1 {record['top1']}%{top5_text}")
+    return path
+
+
+def read_records(folder: str | os.PathLike | None = None) -> list[dict]:
+    """Every record in ``folder`` (default: the results folder), in chapter order."""
+    folder = Path(folder) if folder is not None else results_dir()
+    records = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+
+    def order(r: dict) -> tuple:
+        chapter = r.get("chapter")
+        index = CHAPTERS.index(chapter) if chapter in CHAPTERS else len(CHAPTERS)
+        return (index, r.get("dataset", ""), r.get("model", ""), r.get("device", ""))
+
+    return sorted(records, key=order)

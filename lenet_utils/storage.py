@@ -1,0 +1,397 @@
+"""Dataset storage: errors, files in folders and zips, image decoding, cache, downloads.
+
+The readers in :mod:`lenet_utils.readers` build on these pieces. Errors say which dataset,
+which files, where they were looked for and how to get them: :class:`DatasetMissingError`
+when they are absent, :class:`CorruptDatasetError` when they are unreadable and
+:class:`MissingCodecError` when this Pillow cannot decode them. In Jupyter each shows as its
+message alone, not as a long traceback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import posixpath
+import re
+import shutil
+import warnings
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, features
+from torchvision.datasets.utils import check_integrity, download_url
+
+from .config import DATA_ROOT_ENV, cache_dir
+from .records import atomic_write
+
+__all__ = [
+    "CorruptDatasetError",
+    "DatasetMissingError",
+    "MissingCodecError",
+    "TensorData",
+    "box_downscale",
+    "first_indices",
+]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".ppm", ".tif")
+_CACHE_VERSION = 2
+
+
+class _ShortError(Exception):
+    """An error that Jupyter shows as its message alone, without a long traceback."""
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython calls this instead of printing the traceback: the message says it all.
+        return [f"\x1b[31m{type(self).__name__}\x1b[0m: {self}"]
+
+
+class DatasetMissingError(_ShortError, FileNotFoundError):
+    """A dataset is not in the data root and could not be downloaded."""
+
+
+class CorruptDatasetError(_ShortError, ValueError):
+    """A dataset file is there but unreadable: truncated, corrupt or the wrong format."""
+
+
+class MissingCodecError(_ShortError, RuntimeError):
+    """This Pillow installation cannot decode the dataset's image format."""
+
+
+def _missing(
+    name: str, where: Path, files: Sequence[str], how: str
+) -> DatasetMissingError:
+    return DatasetMissingError(
+        f"{name} is not in {where}\n  looked for: {', '.join(files)}\n  to fix: {how}\n"
+        f"  or set {DATA_ROOT_ENV} to a folder that already holds it"
+    )
+
+
+def _corrupt(path: Path, detail: str) -> CorruptDatasetError:
+    return CorruptDatasetError(
+        f"{path} is corrupt or truncated ({detail}); delete it and download or copy it again"
+    )
+
+
+@dataclass
+class TensorData:
+    """A whole split in memory: ``images`` uint8 (N, C, H, W), ``labels`` int64 (N,).
+
+    ``name`` is the dataset's key (``"cifar10"``), ``title`` how to name it to readers
+    (``"CIFAR-10 (JPEG copy)"``), ``source`` where it was read from (relative to the data
+    root), and ``mean``/``std`` the per-channel statistics to normalise it with.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+    name: str
+    title: str
+    source: str
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __repr__(self) -> str:
+        shape = "x".join(map(str, self.images.shape))
+        return (
+            f"TensorData({self.title}: {shape} {str(self.images.dtype)[6:]}, "
+            f"{len(self.classes)} classes, from {self.source})"
+        )
+
+
+# ---- Files: directories and zips read in place, images decoded with PIL ----
+
+
+class _Files:
+    """Files of directories and zips by name relative to the container's parent folder, so
+    ``tiny-imagenet-32/train/...`` names the same file zipped or extracted."""
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self.label = " + ".join(p.name for p in paths)
+        self.where: dict[str, tuple[Path, zipfile.ZipFile | None]] = {}
+        self._zips: list[zipfile.ZipFile] = []
+        for path in paths:
+            if path.is_dir():
+                for folder, _, names in os.walk(path):
+                    rel = Path(folder).relative_to(path.parent).as_posix()
+                    for name in names:
+                        self.where[f"{rel}/{name}"] = (Path(folder, name), None)
+                continue
+            try:
+                zf = zipfile.ZipFile(path)
+            except (zipfile.BadZipFile, OSError, EOFError) as err:
+                self.close()
+                raise _corrupt(path, f"not a readable zip archive: {err}") from err
+            self._zips.append(zf)
+            for info in zf.infolist():
+                if not info.is_dir():
+                    self.where[info.filename] = (path, zf)
+
+    def names(self) -> list[str]:
+        """All names, without hidden files and macOS ``__MACOSX`` debris."""
+        hidden = (".", "__MACOSX")
+        return [
+            n for n in self.where if not any(p.startswith(hidden) for p in n.split("/"))
+        ]
+
+    def read(self, name: str) -> bytes:
+        if name not in self.where:
+            raise _corrupt(Path(self.label), f"{name} is missing from it")
+        path, zf = self.where[name]
+        try:
+            return zf.read(name) if zf is not None else path.read_bytes()
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as err:
+            raise _corrupt(path, f"cannot read {name}: {err}") from err
+
+    def text(self, name: str) -> str:
+        return self.read(name).decode("utf-8")
+
+    def close(self) -> None:
+        for zf in self._zips:
+            zf.close()
+
+    def __enter__(self) -> _Files:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+_CODECS = {".webp": "webp", ".jpg": "jpg", ".jpeg": "jpg", ".png": "zlib"}
+
+
+def _check_codec(name: str) -> None:
+    """Raise :class:`MissingCodecError` when this Pillow lacks the codec ``name`` needs."""
+    codec = _CODECS.get(posixpath.splitext(name)[1].lower())
+    if codec is not None and not features.check(codec):
+        import PIL
+
+        raise MissingCodecError(
+            f"{name} is a {codec.upper()} image, but this Pillow ({PIL.__version__}) was "
+            f"built without {codec.upper()} support, so it cannot decode it (the file is "
+            "fine). Install Pillow's wheel from PyPI, which includes it: "
+            "pip install --force-reinstall --only-binary :all: pillow"
+        )
+
+
+def _decode_image(data: bytes, size: int | None = None) -> np.ndarray:
+    """One encoded image as an RGB uint8 array (H, W, 3), box-resized to size x size."""
+    with Image.open(io.BytesIO(data)) as im:
+        im = im.convert("RGB")
+    if size is not None and im.size != (size, size):
+        im = im.resize((size, size), Image.BOX)
+    return np.asarray(im)
+
+
+def box_downscale(images: torch.Tensor, factor: int = 2) -> torch.Tensor:
+    """Shrink uint8 images (..., H, W) by ``factor`` the Imagenet32 way: each output pixel
+    is the exact mean of a factor x factor block, rounded half up (as PIL's ``reduce``)."""
+    *lead, h, w = images.shape
+    if h % factor or w % factor:
+        raise ValueError(f"{h}x{w} images do not split into {factor}x{factor} blocks")
+    flat = images.reshape(-1, 1, h, w).float()
+    mean = F.avg_pool2d(flat, factor)  # exact in float32: a few bytes summed, / 2^k
+    out = torch.floor(mean + 0.5).to(torch.uint8)
+    return out.reshape(*lead, h // factor, w // factor)
+
+
+def _decode_all(
+    files: _Files, names: Sequence[str], size: int | None = None, factor: int = 1
+) -> torch.Tensor:
+    """Decode ``names`` into one uint8 (N, 3, H, W) tensor, downscaling 1024 at a time."""
+    if names:
+        _check_codec(names[0])
+    chunks, shape = [], None
+    for start in range(0, len(names), 1024):
+        arrays = []
+        for name in names[start : start + 1024]:
+            try:
+                array = _decode_image(files.read(name), size)
+            except (
+                OSError,
+                ValueError,
+                SyntaxError,
+                Image.DecompressionBombError,
+            ) as err:
+                _check_codec(name)
+                raise _corrupt(
+                    files.where[name][0], f"{name} does not decode: {err}"
+                ) from err
+            if shape is None:
+                shape = array.shape
+            if array.shape != shape:
+                raise ValueError(
+                    f"{name} is {array.shape[1]}x{array.shape[0]} but earlier images are "
+                    f"{shape[1]}x{shape[0]}; pass size= to resize them all"
+                )
+            arrays.append(array)
+        batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
+        chunks.append(
+            box_downscale(batch, factor) if factor > 1 else batch.contiguous()
+        )
+    return torch.cat(chunks)
+
+
+def _natural(name: str) -> list:
+    """Sort key putting ``img_2`` before ``img_10``."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def first_indices(labels: Sequence[int], quota: np.ndarray | int | None) -> np.ndarray:
+    """Indices, in order, of the first ``quota[c]`` samples of each class ``c`` (or the first
+    ``quota`` of every class; ``None`` keeps all)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    if quota is None:
+        return np.arange(len(labels))
+    if np.isscalar(quota):
+        quota = np.full(int(labels.max(initial=0)) + 1, quota)
+    order = np.argsort(labels, kind="stable")
+    ranked = labels[order]
+    rank = np.arange(len(labels)) - np.searchsorted(ranked, ranked)
+    return np.sort(order[rank < np.asarray(quota)[ranked]])
+
+
+def _keep_first(entries: list[tuple[str, int]], per_class: int | None) -> list:
+    """(name, label) sorted by label then name, the first ``per_class`` of each label."""
+    entries = sorted(entries, key=lambda e: (e[1], _natural(e[0])))
+    return [entries[i] for i in first_indices([y for _, y in entries], per_class)]
+
+
+def _imagefolder_entries(files: _Files, root: str | None) -> tuple[list, list[str]]:
+    """(name, label) of every image under ``root/<class>/``; ``None`` finds the root."""
+    images = [n for n in files.names() if n.lower().endswith(IMAGE_EXTENSIONS)]
+    if root is None:
+        roots = {posixpath.dirname(posixpath.dirname(n)) for n in images}
+        if len(roots) != 1:
+            raise ValueError(
+                f"{files.label} is not in ImageFolder layout <root>/<class>/<image>: "
+                f"its images lie under {len(roots)} different roots"
+            )
+        root = roots.pop()
+    prefix = f"{root}/" if root else ""
+    pairs = [
+        (n, n[len(prefix) :].split("/", 1)[0])
+        for n in images
+        if n.startswith(prefix) and "/" in n[len(prefix) :]
+    ]
+    classes = sorted({c for _, c in pairs})
+    index = {c: i for i, c in enumerate(classes)}
+    return [(n, index[c]) for n, c in pairs], classes
+
+
+def _decode_folder(
+    files: _Files, root: str | None, per_class: int | None, size: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Images, labels and classes of an ImageFolder tree, decoding only the kept images."""
+    entries, classes = _imagefolder_entries(files, root)
+    if not entries:
+        raise DatasetMissingError(
+            f"{files.label} holds no images ({', '.join(IMAGE_EXTENSIONS)}) "
+            "in <class>/ folders"
+        )
+    entries = _keep_first(entries, per_class)
+    labels = torch.tensor([y for _, y in entries], dtype=torch.int64)
+    return _decode_all(files, [n for n, _ in entries], size), labels, classes
+
+
+# ---- Cache: one .pt file per (dataset, split, per_class), keyed by its sources ----
+
+
+def _stamp(path: Path) -> list:
+    """What identifies a source's content cheaply: size and mtime (summed over a folder)."""
+    if path.is_file():
+        st = path.stat()
+        return [str(path), st.st_size, st.st_mtime_ns]
+    sizes = mtimes = count = 0
+    for folder, _, names in os.walk(path):
+        for name in names:
+            st = os.stat(os.path.join(folder, name))
+            count, sizes = count + 1, sizes + st.st_size
+            mtimes = max(mtimes, st.st_mtime_ns)
+    return [str(path), count, sizes, mtimes]
+
+
+def _cached(name: str, key: list, build: Callable[[], TensorData], cache: bool):
+    """``build()``'s result, stored once as ``<cache_dir>/<name>__<hash of key>.pt``."""
+    if not cache:
+        return build()
+    digest = hashlib.sha1(repr([_CACHE_VERSION, key]).encode()).hexdigest()[:12]
+    folder = cache_dir()
+    path = folder / f"{name}__{digest}.pt"
+    if path.exists():
+        try:
+            saved = torch.load(path, weights_only=True)
+            data = TensorData(**saved)
+            if data.images.dtype == torch.uint8 and len(data.images) == len(
+                data.labels
+            ):
+                return data
+            raise ValueError("unexpected contents")
+        except Exception as err:  # anything unreadable is rebuilt, never trusted
+            warnings.warn(
+                f"Cache file {path} is unreadable ({err}); deleting it and decoding again.",
+                stacklevel=3,
+            )
+            path.unlink(missing_ok=True)
+    data = build()
+    for stale in folder.glob(f"{name}__*.pt"):  # older versions of the same sources
+        stale.unlink(missing_ok=True)
+    try:
+        atomic_write(path, lambda f: torch.save(vars(data), f))
+    except OSError as err:
+        warnings.warn(f"Could not write the cache file {path} ({err}).", stacklevel=3)
+    return data
+
+
+# ---- Downloads: nothing half-made survives a failure ----
+
+
+def _download_torchvision(fetch: Callable[[], object], name: str, where: Path,
+                          files: Sequence[str], made: Sequence[Path]) -> None:  # fmt: skip
+    """Run a torchvision download (it checks MD5s); on failure remove what it made."""
+    existed = {p for p in made if p.exists()}
+    try:
+        fetch()
+    except Exception as err:  # offline: RuntimeError, URLError, OSError...
+        for p in reversed(made):  # innermost first, so emptied folders can go too
+            if p not in existed and p.exists():
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
+        raise _missing(
+            name, where, files,
+            f"downloading it failed ({type(err).__name__}: {err}); connect to the "
+            "internet and run again, or copy the files there by hand",
+        ) from err  # fmt: skip
+
+
+def _download_file(
+    url: str, dest: Path, md5: str, name: str, files: Sequence[str]
+) -> None:
+    """Download ``url`` to ``dest.part``, check its MD5, then rename it to ``dest``."""
+    part = dest.with_name(dest.name + ".part")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        download_url(url, str(dest.parent), part.name)
+        if not check_integrity(str(part), md5):
+            got = (
+                hashlib.md5(part.read_bytes()).hexdigest() if part.exists() else "none"
+            )
+            raise ValueError(
+                f"checksum mismatch: MD5 {got}, the published one is {md5}"
+            )
+        os.replace(part, dest)
+    except Exception as err:
+        part.unlink(missing_ok=True)
+        raise _missing(
+            name, dest.parent, files,
+            f"downloading {url} failed ({type(err).__name__}: {err}); download it by hand "
+            f"and save it as {dest}",
+        ) from err  # fmt: skip

@@ -1,0 +1,249 @@
+"""Per-layer tables: the paper's four figures for one layer, and for every layer of a model.
+
+:func:`layer_counts` gives one convolution or pooling layer's output shape, parameters,
+connections and MACs (what chapter 1's interactive calculator shows); :func:`layer_table`
+runs one dummy batch through a real PyTorch model and lists the same figures for each of its
+layers, by the layers' own names (C1, S2, ...); :func:`table_frame` turns that list into a
+pandas DataFrame for a notebook. The rules and counts themselves are in
+:mod:`lenet_utils.arithmetic`.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import asdict, dataclass
+from typing import Iterable, NamedTuple, Sequence
+
+import torch
+from torch import nn
+
+from .arithmetic import (
+    Size,
+    _count,
+    conv_connections,
+    conv_macs,
+    conv_params,
+    linear_macs,
+    linear_params,
+    output_size,
+    subsampling_connections,
+)
+
+__all__ = ["LayerCounts", "LayerRow", "layer_counts", "layer_table", "table_frame"]
+
+
+class LayerCounts(NamedTuple):
+    """What :func:`layer_counts` finds for one layer."""
+
+    output_shape: tuple[int, int, int]  # (channels, height, width)
+    params: int
+    connections: int
+    macs: int
+
+
+def layer_counts(
+    in_channels: int,
+    size: Size,
+    kernel_size: Size,
+    stride: Size | None = None,
+    padding: Size = 0,
+    dilation: Size = 1,
+    ceil_mode: bool = False,
+    *,
+    kind: str = "conv",
+    out_channels: int | None = None,
+    groups: int = 1,
+    bias: bool = True,
+    name: str = "layer",
+) -> LayerCounts:
+    """Output shape, parameters, connections and MACs of one convolution or pooling layer.
+
+    What chapter 1's interactive calculator shows, from the same rules: ``kind`` and the
+    geometry as in :func:`output_size`; ``out_channels``, ``groups`` and ``bias`` for a
+    convolution only (pooling keeps the channels and has no parameters).
+    """
+    in_channels = _count(in_channels, "in_channels", name)
+    if kind == "conv":
+        if out_channels is None:
+            raise ValueError(f"{name}: a convolution needs out_channels")
+        params = conv_params(
+            in_channels, out_channels, kernel_size, bias=bias, groups=groups, name=name
+        )
+    out = output_size(
+        size, kernel_size, stride, padding, dilation, ceil_mode, kind=kind, name=name
+    )
+    oh, ow = (out, out) if isinstance(out, int) else out
+    if kind == "conv":
+        macs = conv_macs(
+            in_channels, out_channels, kernel_size, (oh, ow), groups=groups, name=name
+        )
+        return LayerCounts(
+            (out_channels, oh, ow), params, conv_connections(params, (oh, ow)), macs
+        )
+    connections = subsampling_connections(
+        in_channels, kernel_size, (oh, ow), bias=False
+    )
+    return LayerCounts((in_channels, oh, ow), 0, connections, 0)
+
+
+# ----------------------------------------------------------------------------------------
+# Walking a real model
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class LayerRow:
+    """One row of the per-layer table; shapes include the batch dimension."""
+
+    layer: str
+    kind: str
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    params: int
+    connections: int
+    macs: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+_POOLS = (nn.MaxPool2d, nn.AvgPool2d)
+_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+
+
+def _counts(
+    module: nn.Module, in_shape: tuple[int, ...], out_shape: tuple[int, ...]
+) -> tuple[int, int] | None:
+    """(connections, MACs) of one leaf layer, or ``None`` for layers the table skips."""
+    own = getattr(module, "lenet_counts", None)
+    if callable(
+        own
+    ):  # custom layers (e.g. the 1998 model's sparse C3) count themselves
+        return own(in_shape, out_shape)
+    if isinstance(module, nn.Conv2d):
+        out_hw = tuple(out_shape[-2:])
+        params = conv_params(
+            module.in_channels,
+            module.out_channels,
+            module.kernel_size,
+            bias=module.bias is not None,
+            groups=module.groups,
+        )
+        macs = conv_macs(
+            module.in_channels,
+            module.out_channels,
+            module.kernel_size,
+            out_hw,
+            groups=module.groups,
+        )
+        return conv_connections(params, out_hw), macs
+    if isinstance(module, nn.Linear):
+        params = linear_params(
+            module.in_features, module.out_features, bias=module.bias is not None
+        )
+        # One link per weight and bias; every output row (e.g. per position) repeats them.
+        rows = int(torch.Size(out_shape[1:-1]).numel())
+        return params * rows, linear_macs(
+            module.in_features, module.out_features
+        ) * rows
+    if isinstance(
+        module, _NORMS
+    ):  # a scale and shift per channel: listed for its params
+        return 0, 0
+    if isinstance(module, _POOLS):
+        c, oh, ow = out_shape[-3:]
+        return subsampling_connections(c, module.kernel_size, (oh, ow), bias=False), 0
+    return None
+
+
+def layer_table(
+    model: nn.Module | Iterable[tuple[str, nn.Module]],
+    input_size: Sequence[int],
+) -> list[LayerRow]:
+    """Run one dummy batch through ``model`` and tabulate every counting layer.
+
+    ``model`` is a module or a list of ``(name, layer)`` pairs (wrapped in a Sequential).
+    ``input_size`` includes the batch dimension, e.g. ``(1, 1, 32, 32)``. Convolution,
+    linear, pooling and batch-norm layers are listed, in the order they run, by their own name
+    (``C1``, ``S2``...), with the counts of :func:`conv_params`, :func:`conv_macs`,
+    :func:`subsampling_connections` and :func:`linear_params` (any kernel shape, stride,
+    dilation, groups, with or without bias); the parameters column counts the module's
+    trainable tensors. Activations, flatten and dropout are skipped. A module that defines
+    ``lenet_counts(in_shape, out_shape) -> (connections, macs)`` is listed with its counts.
+    """
+    if not isinstance(model, nn.Module):
+        model = nn.Sequential(OrderedDict(model))
+    rows: list[LayerRow] = []
+    handles = []
+    # Modules that count themselves hide their children (e.g. a sparse C3 made of convs).
+    self_counting = {
+        m for m in model.modules() if callable(getattr(m, "lenet_counts", None))
+    }
+    hidden = {c for m in self_counting for c in m.modules() if c is not m}
+
+    def hook(name: str):
+        def record(module: nn.Module, inputs, output) -> None:
+            in_shape = tuple(inputs[0].shape)
+            out_shape = tuple(output.shape)
+            counts = _counts(module, in_shape, out_shape)
+            if counts is None:
+                return
+            params = sum(p.numel() for p in module.parameters() if p.requires_grad)
+            rows.append(
+                LayerRow(
+                    name.split(".")[-1],
+                    type(module).__name__,
+                    in_shape,
+                    out_shape,
+                    params,
+                    *counts,
+                )
+            )
+
+        return record
+
+    for name, module in model.named_modules():
+        if module in hidden:
+            continue
+        if module in self_counting or not list(module.children()):
+            handles.append(
+                module.register_forward_hook(hook(name or type(module).__name__))
+            )
+    was_training = model.training
+    model.eval()
+    try:
+        param = next(model.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+        with torch.no_grad():
+            model(torch.zeros(*input_size, device=device))
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    return rows
+
+
+def table_frame(rows: Sequence[LayerRow]):
+    """The rows as a pandas DataFrame indexed by layer, for notebooks.
+
+    Shapes lose the batch dimension and read like ``6x28x28``; the counts stay ints.
+    """
+    import pandas as pd
+
+    def shape(s: tuple[int, ...]) -> str:
+        return "x".join(str(n) for n in s[1:])
+
+    frame = pd.DataFrame(
+        {
+            "layer": [r.layer for r in rows],
+            "kind": [r.kind for r in rows],
+            "input_shape": [shape(r.input_shape) for r in rows],
+            "output_shape": [shape(r.output_shape) for r in rows],
+            "params": [int(r.params) for r in rows],
+            "connections": [int(r.connections) for r in rows],
+            "macs": [int(r.macs) for r in rows],
+        }
+    )
+    return frame.astype(
+        {"params": "int64", "connections": "int64", "macs": "int64"}
+    ).set_index("layer")

@@ -1,0 +1,138 @@
+"""Re-record chapters: run each notebook top to bottom in a fresh kernel at the full budget,
+check its outputs as a reader will see them, and only then store them.
+
+    python scripts/record_chapter.py notebooks/04_mnist.ipynb [more notebooks ...]
+
+The run uses ``LENET_BUDGET=full`` and ``LENET_PROGRESS=0`` (one line per epoch, no progress
+bars stored). If the stored outputs would show a progress bar, an absolute path of this machine,
+a warning, an error or a code line over 88 characters, nothing is written and the problems are
+listed: fix the chapter and run it again. ``--budget smoke`` records a quick run for checking
+the script itself (never commit those outputs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MAX_LINE = 88
+MAX_OUTPUTS = 150  # per notebook: a chapter with more is drowning its reader
+
+PROGRESS = re.compile(r"\r|\d+it/s\]|s/it\]|\d%\|")
+ABSOLUTE = re.compile(
+    r"(?<![\w.~<>-])/(?:work|root|home|tmp|Users|usr|opt|var|private|mnt|srv)/"
+    r"|PosixPath\(|WindowsPath\(|[A-Z]:\\\\"
+)
+WARNING = re.compile(r"[Ww]arning\b|WARNING")
+WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
+def _texts(output: dict) -> list[str]:
+    """Every piece of text an output shows a reader (streams, plain text, HTML)."""
+    if output.get("output_type") == "stream":
+        return ["".join(output.get("text", ""))]
+    data = output.get("data", {})
+    return [
+        "".join(data[k])
+        for k in ("text/plain", "text/html", "text/markdown")
+        if k in data
+    ]
+
+
+def problems(nb: dict, name: str) -> list[str]:
+    """What a reader of the rendered book would trip over in ``nb``'s stored outputs."""
+    found = []
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    outputs = [(i, o) for i, c in enumerate(code) for o in c.get("outputs", [])]
+    for i, cell in enumerate(code):
+        for n, line in enumerate("".join(cell["source"]).splitlines(), 1):
+            if len(line) > MAX_LINE:
+                found.append(
+                    f"{name}: code cell {i}, line {n} has {len(line)} characters"
+                )
+    for i, out in outputs:
+        kind = out.get("output_type")
+        if kind == "error":
+            found.append(f"{name}: code cell {i} stores an error ({out.get('ename')})")
+        if WIDGET in out.get("data", {}):
+            found.append(
+                f"{name}: code cell {i} stores a widget (a live progress bar?)"
+            )
+        for text in _texts(out):
+            if PROGRESS.search(text):
+                found.append(f"{name}: code cell {i} stores progress-bar output")
+            match = ABSOLUTE.search(text)
+            if match:
+                found.append(
+                    f"{name}: code cell {i} shows an absolute path: {match[0]}..."
+                )
+            if (
+                kind == "stream"
+                and out.get("name") == "stderr"
+                and WARNING.search(text)
+            ):
+                first = text.strip().splitlines()[0][:100]
+                found.append(f"{name}: code cell {i} stores a warning: {first}")
+    if len(outputs) > MAX_OUTPUTS:
+        found.append(f"{name}: {len(outputs)} stored outputs, more than {MAX_OUTPUTS}")
+    return found
+
+
+def record(path: Path, budget: str, timeout: int | None) -> list[str]:
+    """Execute ``path`` in a fresh kernel; store its outputs if they pass :func:`problems`."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    env = {"LENET_BUDGET": budget, "LENET_PROGRESS": "0"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        nb = nbformat.read(path, as_version=4)
+        client = NotebookClient(
+            nb,
+            timeout=timeout,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(path.parent)}},
+            record_timing=False,
+        )
+        start = time.perf_counter()
+        client.execute()
+        seconds = time.perf_counter() - start
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    found = problems(json.loads(nbformat.writes(nb)), path.name)
+    if found:
+        return found
+    tmp = path.with_suffix(".ipynb.tmp")
+    nbformat.write(nb, tmp)
+    os.replace(tmp, path)  # atomic: a failed run leaves the old outputs in place
+    print(
+        f"recorded {path.relative_to(ROOT)} in {seconds / 60:.1f} min ({budget} budget)"
+    )
+    return []
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebooks", nargs="+", type=Path)
+    parser.add_argument("--budget", choices=("full", "smoke"), default="full")
+    parser.add_argument("--timeout", type=int, default=None, help="seconds per cell")
+    args = parser.parse_args(argv)
+    failed = False
+    for path in args.notebooks:
+        found = record(path.resolve(), args.budget, args.timeout)
+        if found:
+            failed = True
+            print("not recorded:\n  " + "\n  ".join(found), file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,227 @@
+"""DDP on the CPU: 2 processes on gloo, started by torchrun, as CI can run them.
+
+Every launch runs under a hard wall-clock limit (``LAUNCH_LIMIT``); when it passes, torchrun
+and every process it started are killed: a hung rank fails its test, never CI. Inside,
+the process group's own timeout (``--timeout``) makes a collective that waits for a dead
+rank fail sooner still.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from fakedata import write_learnable_mnist
+
+ROOT = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+LAUNCH_LIMIT = (
+    100  # s; a launch takes 5-10 s on 2 idle cores, about 30 s on loaded ones
+)
+GROUP_TIMEOUT = "30"  # s: how long a collective may wait for a missing rank
+
+# After 12 SGD steps the 2-process parameters must equal the single-process ones to this
+# absolute tolerance. Why not exactly: each rank averages the loss over its 8 images and
+# DDP then averages the 2 ranks' gradients; (g0 + g1) / 2 is the mean over the 16 images,
+# but float32 addition is not associative, so each step can differ in the last bit or two
+# (~6e-8 relative), and momentum carries that over the steps. Measured: at most 3e-8 on
+# weights up to 0.24 in size. 1e-6 leaves a margin of 30, and is a thousand times smaller
+# than what a real mistake gives (a step on one rank's half of the batch, a gradient
+# summed instead of averaged: differences of 1e-3 and more).
+ATOL = 1e-6
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process that ``pid`` started, directly or not (read from Linux's /proc).
+    torchrun starts each rank in a session of its own, so killing torchrun's process
+    group would leave a hung rank running, holding the output pipe open."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def launch(args: list[str], env: dict, nproc: int = 2) -> tuple[int, str, float]:
+    """``torchrun --standalone --nproc_per_node=nproc ARGS``: (exit status, output, s)."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc_per_node={nproc}", *args]  # fmt: skip
+    path = os.pathsep.join([str(ROOT), str(TESTS), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "LENET_PROGRESS": "0",
+           "PYTHONPATH": path, **env}  # fmt: skip
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=env, start_new_session=True)  # fmt: skip
+    try:
+        out, _ = proc.communicate(timeout=LAUNCH_LIMIT)
+    except subprocess.TimeoutExpired:
+        for pid in [*descendants(proc.pid), proc.pid]:  # every rank, then torchrun
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        out, _ = proc.communicate(timeout=30)
+        pytest.fail(f"no answer within {LAUNCH_LIMIT} s (a rank hung?):\n{out[-3000:]}")
+    return proc.returncode, out, time.monotonic() - start
+
+
+# ---- the same steps in 2 processes and in 1 ----
+
+
+@pytest.fixture(scope="module")
+def ddp_steps(tmp_path_factory):
+    """Each rank's parameters and metrics after 12 DDP steps, and a 1-process run's."""
+    out = tmp_path_factory.mktemp("ddp")
+    code, log, _ = launch([str(TESTS / "ddp_worker.py"), str(out), GROUP_TIMEOUT], {})
+    assert code == 0, log[-3000:]
+    import ddp_worker
+
+    single = ddp_worker.train(world=1, rank=0)  # no process group: plain training
+    return [torch.load(out / f"rank{r}.pt") for r in (0, 1)], single
+
+
+def test_parameters_are_identical_on_every_rank(ddp_steps):
+    (rank0, rank1), _ = ddp_steps
+    assert rank0["steps"] == rank1["steps"] == 6  # equal shards: equal steps
+    for name, value in rank0["params"].items():
+        assert torch.equal(value, rank1["params"][name]), name  # bit for bit
+    assert rank0["train"] == rank1["train"]  # whole-dataset figures, on both ranks
+    assert rank0["test"] == rank1["test"]
+
+
+def test_two_processes_match_one_process_on_the_combined_batch(ddp_steps):
+    (rank0, _), single = ddp_steps
+    assert single["steps"] == rank0["steps"]
+    for name, value in single["params"].items():
+        diff = (rank0["params"][name] - value).abs().max().item()
+        assert diff <= ATOL, f"{name} differs by {diff:.2g} (tolerance {ATOL:g})"
+    for got, want in zip(rank0["train"], single["train"]):
+        assert got["train_top1"] == want["train_top1"]
+        assert got["train_loss"] == pytest.approx(want["train_loss"], rel=1e-5)
+    # The test split is 49 images: shards of 25 and 24, summed into the figures of all 49.
+    assert rank0["test"]["top1"] == pytest.approx(single["test"]["top1"])
+    assert rank0["test"]["loss"] == pytest.approx(single["test"]["loss"], rel=1e-5)
+
+
+# ---- the command line under torchrun ----
+
+
+def mnist_env(root: Path, n_train: int = 500) -> dict:
+    """A learnable generated MNIST of ``n_train`` + 100 digits, and where runs write."""
+    write_learnable_mnist(root / "data", n_train)
+    return {
+        "LENET_DATA_ROOT": str(root / "data"),
+        "LENET_CACHE_DIR": str(root / "cache"),
+        "LENET_RESULTS_DIR": str(root / "results"),
+    }
+
+
+CLI = ["-m", "lenet_utils.train", "--recipe", "mnist", "--device", "cpu",
+       "--budget", "full", "--batch-size", "100", "--timeout", GROUP_TIMEOUT]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def two_process_run(tmp_path_factory):
+    """The first of 2 epochs of the mnist recipe in 2 processes, with a checkpoint and a
+    log, and no record (the run is not finished)."""
+    root = tmp_path_factory.mktemp("cli")
+    env = mnist_env(root)
+    args = ["--epochs", "2", "--stop-after", "1", "--checkpoint", str(root / "run.pt"),
+            "--log-json", str(root / "log.json")]  # fmt: skip
+    code, out, _ = launch([*CLI, *args], env)
+    assert code == 0, out[-3000:]
+    return root, env, out
+
+
+def test_a_first_session_stops_with_its_log_and_no_record(two_process_run):
+    root, _, out = two_process_run
+    assert out.count("epoch  1/2") == 1  # rank 0 alone prints
+    assert "2 process(es), backend gloo" in out and "stopped after epoch 1 of 2" in out
+    assert not (root / "results").exists()  # half a run is not a result
+    log = json.loads((root / "log.json").read_text())
+    assert log["processes"] == 2 and log["train_images"] == 500
+    assert len(log["history"]) == 1 and log["images_per_s"] > 0
+
+
+def test_two_processes_resume_and_end_with_a_record(two_process_run, tmp_path):
+    root, env, _ = two_process_run
+    checkpoint = tmp_path / "run.pt"
+    checkpoint.write_bytes((root / "run.pt").read_bytes())
+    env = {**env, "LENET_RESULTS_DIR": str(tmp_path / "results")}
+    log = tmp_path / "log.json"
+    args = ["--epochs", "2", "--checkpoint", str(checkpoint), "--log-json", str(log)]
+    code, out, _ = launch([*CLI, *args], env)
+    assert code == 0, out[-3000:]
+    assert "resumed from" in out and "after epoch 1" in out
+    assert "epoch  1/2" not in out and out.count("epoch  2/2") == 1
+    (path,) = (tmp_path / "results").glob("*.json")
+    assert path.name == "04--mnist--modern-lenet-5-2-processes-ddp--cpu.json"
+    record = json.loads(path.read_text())
+    assert record["processes"] == 2 and record["backend"] == "gloo"
+    assert record["epochs"] == 2 and record["params"] == 61_706
+    assert record["chapter"] == "MNIST" and record["batch_size"] == 100
+    history = json.loads(log.read_text())["history"]
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert record["top1"] == pytest.approx(history[-1]["test_top1"], abs=0.005)
+
+
+# ---- bad input: a clear error, and every rank stops ----
+
+
+def test_data_that_does_not_split_evenly_stops_every_rank(tmp_path):
+    env = mnist_env(tmp_path, n_train=501)
+    code, out, seconds = launch([*CLI, "--epochs", "1"], env)
+    assert code != 0
+    assert "501 images do not split evenly over 2 processes" in out, out[-3000:]
+    assert "--drop-remainder" in out
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_checkpoint_of_another_world_size_stops_every_rank(tmp_path, monkeypatch):
+    env = mnist_env(tmp_path)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    from lenet_utils import train
+
+    checkpoint = tmp_path / "one.pt"
+    train.main([*CLI[2:], "--epochs", "1", "--no-record", "--checkpoint",
+                str(checkpoint)])  # fmt: skip
+    code, out, _ = launch([*CLI, "--epochs", "2", "--checkpoint", str(checkpoint)], env)
+    assert code != 0
+    assert "written by a run of 1 process(es), but this run has 2" in out, out[-3000:]
+    assert "without torchrun" in out
+
+
+HANG = """
+import time
+import torch
+from lenet_utils import distributed
+
+distributed.setup("cpu", timeout_s=5)
+if distributed.rank() == 1:
+    time.sleep(300)  # a rank that hangs and never joins the all-reduce
+distributed.all_reduce_sum(torch.ones(1))
+"""
+
+
+def test_a_hung_rank_fails_by_the_group_timeout_not_for_ever(tmp_path):
+    script = tmp_path / "hang.py"
+    script.write_text(HANG)
+    code, out, _ = launch([str(script)], {})
+    assert code != 0
+    # Rank 0 gave up after 5 s and torchrun stopped rank 1, long before its 300 s sleep
+    # (without the timeout, launch() would fail the test at LAUNCH_LIMIT instead).
+    assert "Timed out" in out or "timed out" in out, out[-3000:]

@@ -1,0 +1,117 @@
+"""Results records: one schema, one writer, file names of [a-z0-9-], nothing half-written."""
+
+import json
+
+import pytest
+import torch
+
+from lenet_utils import records
+from lenet_utils.records import FIELDS, atomic_write, read_records, record_result, slug
+
+RUN = dict(
+    chapter="MNIST",
+    dataset="MNIST",
+    model="modern LeNet-5 (+ batch norm), v2",
+    params=61706,
+    epochs=3,
+    top1=99.123,
+    top5=None,
+    train_seconds=12.34,
+    device=torch.device("cpu"),
+    extra={"target": "top-1 ≥ 99.3%", "met": False},
+)
+
+
+@pytest.fixture(autouse=True)
+def results(tmp_path, monkeypatch):
+    monkeypatch.setenv("LENET_RESULTS_DIR", str(tmp_path))
+    monkeypatch.setenv("LENET_BUDGET", "full")
+    return tmp_path
+
+
+def test_slug_keeps_only_lowercase_letters_digits_and_hyphens():
+    assert slug("CIFAR-10 (JPEG copy)") == "cifar-10-jpeg-copy"
+    assert (
+        slug("modern LeNet-5 + batch norm, flip TTA")
+        == "modern-lenet-5-batch-norm-flip-tta"
+    )
+    assert slug("MNIST", "LeNet-5 (1998)", "cpu") == "mnist--lenet-5-1998--cpu"
+
+
+def test_a_full_run_writes_every_field(results, capsys):
+    path = record_result(**RUN)
+    assert path.name == "04--mnist--modern-lenet-5-batch-norm-v2--cpu.json"
+    record = json.loads(path.read_text())
+    assert list(record)[: len(FIELDS)] == list(FIELDS)
+    assert (
+        record["kind"] == "train" and record["top1"] == 99.12 and record["top5"] is None
+    )
+    assert record["device"].startswith("CPU") and record["torch"] == torch.__version__
+    assert record["met"] is False and record["target"] == "top-1 ≥ 99.3%"
+    out = capsys.readouterr().out
+    assert "recorded" in out and str(results) not in out  # no machine's absolute path
+
+
+def test_smoke_runs_are_not_recorded(results, monkeypatch):
+    monkeypatch.setenv("LENET_BUDGET", "smoke")
+    assert record_result(**RUN) is None and not list(results.iterdir())
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"chapter": "Chapter 4"}, "unknown chapter 'Chapter 4'"),
+        ({"top1": 101.0}, r"top1 is a percentage in \[0, 100\]"),
+        ({"top5": -1.0}, r"top5 is a percentage"),
+        ({"params": 0}, "params and epochs must be positive"),
+    ],
+)
+def test_bad_records_are_refused_before_writing(results, change, message):
+    with pytest.raises(ValueError, match=message):
+        record_result(**{**RUN, **change})
+    assert not list(results.iterdir())
+
+
+def test_atomic_write_leaves_nothing_half_written(tmp_path):
+    target = tmp_path / "r.json"
+    target.write_text("old")
+
+    def fails_halfway(f):
+        f.write(b"new, half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(target, fails_halfway)
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == [
+        "r.json"
+    ]
+    atomic_write(target, lambda f: f.write(b"new"))
+    assert target.read_text() == "new"
+
+
+def test_records_are_read_in_chapter_order(results):
+    for chapter in ("Downscaled ImageNet", "MNIST", "The 1998 LeNet-5, faithfully"):
+        record_result(**{**RUN, "chapter": chapter})
+    assert [r["chapter"] for r in read_records(results)] == [
+        "MNIST",
+        "The 1998 LeNet-5, faithfully",
+        "Downscaled ImageNet",
+    ]
+
+
+def test_the_course_records_follow_the_schema():
+    """Every committed record has every field, and its file name is what the writer makes."""
+    folder = records.REPO_RESULTS
+    paths = sorted(folder.glob("*.json"))
+    assert paths, f"no records in {folder}"
+    for path in paths:
+        record = json.loads(path.read_text())
+        assert set(FIELDS) <= set(record), (
+            f"{path.name} lacks {set(FIELDS) - set(record)}"
+        )
+        number = records.CHAPTERS.index(record["chapter"]) + 1
+        devtype = "cpu" if record["device"].startswith("CPU") else "cuda"
+        expected = (
+            f"{number:02d}--{slug(record['dataset'], record['model'], devtype)}.json"
+        )
+        assert path.name == expected

@@ -1,0 +1,83 @@
+"""The notebooks' stored outputs are what the book shows: they must read well.
+
+No progress-bar fragments, no absolute paths of the recording machine, no warnings, no
+errors, code lines of at most 88 characters, and a bound on the number of outputs.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+import record_chapter  # noqa: E402
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_stored_outputs_read_well(path):
+    assert record_chapter.problems(json.loads(path.read_text()), path.name) == []
+
+
+def notebook(source: str, *outputs: dict) -> dict:
+    return {
+        "cells": [{"cell_type": "code", "source": source, "outputs": list(outputs)}]
+    }
+
+
+def stream(text: str, name: str = "stdout") -> dict:
+    return {"output_type": "stream", "name": name, "text": text}
+
+
+@pytest.mark.parametrize(
+    "nb,expected",
+    [
+        (
+            notebook("x", stream("epochs:  40%|####      | 2/5 [00:03<00:04]\r")),
+            "progress",
+        ),
+        (notebook("x", stream(" 12%|#2 | 7/60 [00:01<00:09, 5.3it/s]")), "progress"),
+        (notebook("x", stream("data root: /work/shared/data\n")), "absolute path"),
+        (notebook("x", stream("saved to /home/ann/x.json\n")), "absolute path"),
+        (
+            notebook(
+                "x",
+                {
+                    "output_type": "execute_result",
+                    "data": {"text/plain": "PosixPath('results/a.json')"},
+                },
+            ),  # fmt: skip
+            "absolute path",
+        ),
+        (notebook("x", stream("UserWarning: something\n", "stderr")), "warning"),
+        (notebook("y = 1" + " " * 90), "characters"),
+        (notebook("x", {"output_type": "error", "ename": "ValueError"}), "error"),
+        (
+            notebook(
+                "x",
+                {
+                    "output_type": "display_data",
+                    "data": {record_chapter.WIDGET: {}, "text/plain": "HBox()"},
+                },
+            ),  # fmt: skip
+            "widget",
+        ),
+    ],
+)
+def test_the_check_catches_what_readers_trip_over(nb, expected):
+    found = record_chapter.problems(nb, "t.ipynb")
+    assert found and expected in found[0]
+
+
+def test_the_check_passes_what_is_fine():
+    fine = notebook(
+        "print('ok')",
+        stream("epoch  1/15: train loss 0.2345 | <data root>/MNIST/raw | ~/.cache\n"),
+        stream("https://github.com/lenet5-course/lenet5-course/blob/main/x.py\n"),
+    )
+    assert record_chapter.problems(fine, "t.ipynb") == []
+    many = notebook("x", *[stream("a")] * (record_chapter.MAX_OUTPUTS + 1))
+    assert "stored outputs" in record_chapter.problems(many, "t.ipynb")[0]
