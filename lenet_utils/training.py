@@ -100,6 +100,10 @@ def _scaler(device: torch.device, amp: bool):
     """A gradient scaler for fp16 training (bf16 needs none), else ``None``."""
     if not (amp and device.type == "cuda" and _amp_dtype(device) == torch.float16):
         return None
+    # torch.amp.GradScaler is new in torch 2.3; torch 2.2 (the last release for Intel Macs)
+    # has only torch.cuda.amp.GradScaler, which later releases deprecate.
+    if not hasattr(torch.amp, "GradScaler"):
+        return torch.cuda.amp.GradScaler()
     return torch.amp.GradScaler("cuda")
 
 

@@ -5,6 +5,8 @@ import sys
 import pytest
 import torch
 
+# `setup` is called as config.setup: a module-level function named `setup` in a test
+# module is run as a nose-style module fixture by pytest 8.0, the oldest we support.
 from lenet_utils import config
 from lenet_utils.config import (
     budget,
@@ -15,7 +17,6 @@ from lenet_utils.config import (
     hardware_line,
     progress_bars,
     results_dir,
-    setup,
     versions_line,
 )
 
@@ -76,7 +77,7 @@ def test_asking_for_cuda_without_a_gpu_fails_at_once():
     ):
         get_device("cuda")
     with pytest.raises(RuntimeError, match="CUDA"):
-        setup(prefer="cuda")
+        config.setup(prefer="cuda")
 
 
 def test_asking_for_mps_where_there_is_none_is_refused(monkeypatch):
@@ -99,6 +100,6 @@ def test_hardware_and_versions_lines(monkeypatch, capsys):
     python = ".".join(map(str, sys.version_info[:3]))
     assert versions.startswith(f"Versions: torch {torch.__version__}, torchvision ")
     assert versions.endswith(f"Python {python}")
-    setup(prefer="cpu")
+    config.setup(prefer="cpu")
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("Hardware: ") and out[1].startswith("Versions: ")
