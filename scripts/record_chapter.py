@@ -88,6 +88,7 @@ def record(path: Path, budget: str, timeout: int | None) -> list[str]:
     """Execute ``path`` in a fresh kernel; store its outputs if they pass :func:`problems`."""
     import nbformat
     from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
 
     env = {"LENET_BUDGET": budget, "LENET_PROGRESS": "0"}
     saved = {k: os.environ.get(k) for k in env}
@@ -102,7 +103,11 @@ def record(path: Path, budget: str, timeout: int | None) -> list[str]:
             record_timing=False,
         )
         start = time.perf_counter()
-        client.execute()
+        try:
+            client.execute()
+        except CellExecutionError as err:  # nothing is written; the next notebook runs
+            text = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip()  # no colour codes
+            return [f"{path.name}: a cell failed: {text.splitlines()[-1]}"]
         seconds = time.perf_counter() - start
     finally:
         for k, v in saved.items():
@@ -113,9 +118,8 @@ def record(path: Path, budget: str, timeout: int | None) -> list[str]:
     tmp = path.with_suffix(".ipynb.tmp")
     nbformat.write(nb, tmp)
     os.replace(tmp, path)  # atomic: a failed run leaves the old outputs in place
-    print(
-        f"recorded {path.relative_to(ROOT)} in {seconds / 60:.1f} min ({budget} budget)"
-    )
+    shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path.name
+    print(f"recorded {shown} in {seconds / 60:.1f} min ({budget} budget)")
     return []
 
 

@@ -81,3 +81,20 @@ def test_the_check_passes_what_is_fine():
     assert record_chapter.problems(fine, "t.ipynb") == []
     many = notebook("x", *[stream("a")] * (record_chapter.MAX_OUTPUTS + 1))
     assert "stored outputs" in record_chapter.problems(many, "t.ipynb")[0]
+
+
+def test_recording_stores_a_clean_run_and_leaves_a_failed_one_untouched(tmp_path):
+    import nbformat
+
+    good, bad = tmp_path / "good.ipynb", tmp_path / "bad.ipynb"
+    for path, code in ((good, "print(6 * 7)"), (bad, "print(1)\n1 / 0")):
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+        nbformat.write(nb, path)
+    before = bad.read_bytes()
+    assert record_chapter.record(bad, "smoke", 60) == [
+        "bad.ipynb: a cell failed: ZeroDivisionError: division by zero"
+    ]
+    assert bad.read_bytes() == before  # the failed run wrote nothing
+    assert record_chapter.record(good, "smoke", 60) == []
+    (cell,) = nbformat.read(good, as_version=4).cells
+    assert cell.outputs[0]["text"] == "42\n"
