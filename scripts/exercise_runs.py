@@ -70,6 +70,41 @@ def record(
     )
 
 
+def _train(
+    model,
+    loader,
+    test_loader,
+    epochs: int,
+    lr: float,
+    *,
+    weight_decay: float = 5e-4,
+    one_cycle: bool = True,
+    loss_fn=nn.functional.cross_entropy,
+    amp: bool = True,
+) -> History:
+    """The course's recipe: SGD with Nesterov momentum and a one-cycle schedule, ``fit``."""
+    model.to(DEVICE)
+    opt, sched = sgd_one_cycle(
+        model,
+        lr=lr,
+        epochs=epochs,
+        steps_per_epoch=len(loader),
+        weight_decay=weight_decay,
+        one_cycle=one_cycle,
+    )
+    return fit(
+        model,
+        loader,
+        test_loader,
+        epochs=epochs,
+        optimizer=opt,
+        scheduler=sched,
+        loss_fn=loss_fn,
+        device=DEVICE,
+        amp=amp,
+    )
+
+
 # ------------------------------------------------------------------------------------------
 # Chapter 4: MNIST (15 epochs, batch 128, one-cycle to 0.1, 2-pixel shifts)
 # ------------------------------------------------------------------------------------------
@@ -103,19 +138,8 @@ def _mnist_run(
     loader, test_loader, epochs: int, *, lr: float = 0.1, one_cycle: bool = True
 ):
     torch.manual_seed(0)
-    model = LeNet5("modern", input_size=28).to(DEVICE)
-    opt, sched = sgd_one_cycle(
-        model, lr=lr, epochs=epochs, steps_per_epoch=len(loader), one_cycle=one_cycle
-    )
-    history = fit(
-        model,
-        loader,
-        test_loader,
-        epochs=epochs,
-        optimizer=opt,
-        scheduler=sched,
-        device=DEVICE,
-    )
+    model = LeNet5("modern", input_size=28)
+    history = _train(model, loader, test_loader, epochs, lr, one_cycle=one_cycle)
     return model, history
 
 
@@ -200,19 +224,7 @@ def ex_1998_softmax() -> None:
     torch.manual_seed(0)
     model = LeNet1998()
     model.classifier.output = nn.Linear(84, 10)
-    model.to(DEVICE)
-    opt, sched = sgd_one_cycle(
-        model, lr=0.05, epochs=20, steps_per_epoch=len(loader), weight_decay=0.0
-    )
-    history = fit(
-        model,
-        loader,
-        test_loader,
-        epochs=20,
-        optimizer=opt,
-        scheduler=sched,
-        device=DEVICE,
-    )
+    history = _train(model, loader, test_loader, 20, 0.05, weight_decay=0.0)
     record(
         "The 1998 LeNet-5, faithfully",
         "ex-1998-softmax",
@@ -228,19 +240,9 @@ def ex_1998_seeds() -> None:
     for seed in (1, 2, 3):
         train, loader, test_loader = _mnist_1998(seed)
         torch.manual_seed(seed)
-        model = LeNet1998().to(DEVICE)
-        opt, sched = sgd_one_cycle(
-            model, lr=0.005, epochs=20, steps_per_epoch=len(loader), weight_decay=0.0
-        )
-        history = fit(
-            model,
-            loader,
-            test_loader,
-            epochs=20,
-            optimizer=opt,
-            scheduler=sched,
-            loss_fn=_criterion,
-            device=DEVICE,
+        model = LeNet1998()
+        history = _train(
+            model, loader, test_loader, 20, 0.005, weight_decay=0.0, loss_fn=_criterion
         )
         s2 = model.features.S2.coefficient.detach().abs()
         s4 = model.features.S4.coefficient.detach().abs()
@@ -286,19 +288,8 @@ def _cifar_run(
         f.C1, f.bn1 = nn.Conv2d(3, 16, 5), nn.BatchNorm2d(16)
         f.C3, f.bn3 = nn.Conv2d(16, 32, 5), nn.BatchNorm2d(32)
         f.C5 = nn.Conv2d(32, 120, 5)
-    model.to(DEVICE)
-    opt, sched = sgd_one_cycle(model, lr=0.1, epochs=30, steps_per_epoch=len(loader))
     loss = _smoothed if smoothing else nn.functional.cross_entropy
-    history = fit(
-        model,
-        loader,
-        test_loader,
-        epochs=30,
-        optimizer=opt,
-        scheduler=sched,
-        loss_fn=loss,
-        device=DEVICE,
-    )
+    history = _train(model, loader, test_loader, 30, 0.1, loss_fn=loss)
     return train, model, history, test_loader
 
 
@@ -364,20 +355,9 @@ def ex_fast_batch() -> None:
     for b in (64, 128, 256, 512, 1024, 2048):
         loader, test_loader = make_loaders(train, test, DEVICE, batch_size=b, padding=2)
         torch.manual_seed(0)
-        model = LeNet5("modern", input_size=28).to(DEVICE)
-        opt, sched = sgd_one_cycle(
-            model, lr=0.05 * math.sqrt(b / 64), epochs=10, steps_per_epoch=len(loader)
-        )
-        history = fit(
-            model,
-            loader,
-            test_loader,
-            epochs=10,
-            optimizer=opt,
-            scheduler=sched,
-            device=DEVICE,
-            amp=False,
-        )
+        model = LeNet5("modern", input_size=28)
+        lr = 0.05 * math.sqrt(b / 64)  # the ladder's square-root scaling
+        history = _train(model, loader, test_loader, 10, lr, amp=False)
         frame = history.frame()
         seconds = frame["seconds"].cumsum()
         reached = seconds[frame["test_top1"] >= 99]

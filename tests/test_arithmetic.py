@@ -8,7 +8,6 @@ so CI sees the same examples every time.
 
 import collections
 import itertools
-import re
 import warnings
 
 import numpy as np
@@ -21,6 +20,7 @@ from torchinfo import summary
 
 from lenet_utils import arithmetic as ar
 from lenet_utils import tables as tb
+from rules import rule_of
 from lenet_utils.models import C3_TABLE, LeNet5
 
 PAPER = ar.PAPER_1998  # the paper's printed (parameters, connections) per layer
@@ -474,15 +474,6 @@ def test_the_random_layers_reach_every_case():
     for case in ("possible", "kernel", "stride", "padding", "dilation", "pool_padding"):
         assert seen[case] >= 30, seen
     assert seen["fit"] + seen["fit_ceil"] >= 30, seen
-
-
-def rule_of(message: str) -> str:
-    """Which template of ``ar.RULES`` a message was made from."""
-    for rule, template in ar.RULES.items():
-        parts = re.split(r"\{\w+\}", template)
-        if re.fullmatch(".+?".join(map(re.escape, parts)), message):
-            return rule
-    raise AssertionError(f"not from a rule: {message}")
 
 
 @examples(100)
