@@ -134,9 +134,13 @@ def plot_history(
     """
     labels = loss_label if isinstance(loss_label, dict) else {}
     criteria = list(dict.fromkeys(labels.get(n, loss_label) for n in histories))
-    fig, axes = plt.subplots(
-        1, len(criteria) + 1, figsize=(5.5 * (len(criteria) + 1), 3.8)
-    )
+    if len(criteria) == 1:  # loss and accuracy side by side
+        fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    else:  # a loss panel per criterion on top, accuracy below: legible at book width
+        fig = plt.figure(figsize=(11, 7.4))
+        grid = fig.add_gridspec(2, len(criteria))
+        axes = [fig.add_subplot(grid[0, i]) for i in range(len(criteria))]
+        axes.append(fig.add_subplot(grid[1, :]))
     loss_axes, ax_acc = dict(zip(criteria, axes[:-1], strict=True)), axes[-1]
     for name, history in histories.items():
         df = history.frame()
