@@ -46,14 +46,6 @@ MODES = ("light", "dark")
 WIDTHS = (1280, 400)
 WINDOW_HEIGHT = 1400
 MAX_CHAPTER_HEIGHT = 30_000  # px at 1280 px wide
-# Chapters whose stored outputs still hold long progress-bar logs; the lead re-records them, then
-# this set is emptied and the height check is strict for every chapter.
-TALL_CHAPTERS = {
-    "04_mnist",
-    "05_lenet5_1998",
-    "06_cifar10",
-    "07_downscaled_imagenet",
-}
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 AXE_FAILING = ("serious", "critical")
 IMAGE_TIMEOUT_MS = 20_000
@@ -424,22 +416,7 @@ def test_results_table_fits_at_1280(survey):
         )
 
 
-@pytest.mark.parametrize(
-    "chapter",
-    [
-        pytest.param(
-            c,
-            marks=pytest.mark.xfail(
-                strict=False,
-                reason=f"{c}: stored outputs hold long progress-bar logs (chapters 4-7) until "
-                "the lead re-records them",
-            ),
-        )
-        if c in TALL_CHAPTERS
-        else c
-        for c in CHAPTERS
-    ],
-)
+@pytest.mark.parametrize("chapter", CHAPTERS)
 def test_chapter_height(survey, chapter):
     rel = f"notebooks/{chapter}.html"
     assert rel in survey.heights, f"{rel} was not surveyed"
