@@ -27,6 +27,9 @@ from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from PIL import Image
 
+# Image.Quantize is new in Pillow 9.1; Pillow 9.0 (our oldest) has the plain constant.
+MEDIANCUT = getattr(Image, "Quantize", Image).MEDIANCUT
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's lenet_utils, not an installed copy
 
@@ -61,9 +64,7 @@ def _quantize(images: list[Image.Image], colours: int = 64) -> list[Image.Image]
     here in full precision (Pillow's own mapping rounds colours first and turns white
     into light grey); no dithering, so the result depends on the pixels only."""
     fixed = [[round(255 * v) for v in to_rgb(c)] for c in FLAT_COLOURS]
-    shades = images[-1].quantize(
-        colors=colours - len(fixed), method=Image.Quantize.MEDIANCUT
-    )
+    shades = images[-1].quantize(colors=colours - len(fixed), method=MEDIANCUT)
     extra = np.array(shades.getpalette()[: 3 * (colours - len(fixed))]).reshape(-1, 3)
     palette = np.concatenate([np.array(fixed), extra]).astype(np.int64)
     out = []
