@@ -12,6 +12,7 @@ student would write with the course's public API; nothing here is used by the ch
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import sys
@@ -29,8 +30,6 @@ from lenet_utils.models import LeNet5  # noqa: E402
 from lenet_utils.pipeline import (  # noqa: E402
     TensorLoader,
     make_loaders,
-    normalize,
-    random_crop_flip,
 )
 from lenet_utils.readers import load_tensors  # noqa: E402
 from lenet_utils.records import record_result  # noqa: E402
@@ -115,23 +114,13 @@ def _mnist(per_class: int | None = None, *, shift: bool = True, repeat: int = 1)
     many times per epoch, so that an epoch has about as many steps as a full one."""
     train = load_tensors("mnist", "train", per_class=per_class)
     test = load_tensors("mnist", "test")
-    stats = (train.mean, train.std)
-
-    def augment(x):
-        return normalize(random_crop_flip(x, padding=2, flip=False), *stats)
-
-    loader = TensorLoader(
-        train.images.repeat(repeat, 1, 1, 1).to(DEVICE),
-        train.labels.repeat(repeat).to(DEVICE),
-        128,
-        shuffle=True,
-        transform=augment if shift else (lambda x: normalize(x, *stats)),
+    listed = dataclasses.replace(
+        train,
+        images=train.images.repeat(repeat, 1, 1, 1),
+        labels=train.labels.repeat(repeat),
     )
-    test_loader = TensorLoader(
-        test.images.to(DEVICE),
-        test.labels.to(DEVICE),
-        1000,
-        transform=lambda x: normalize(x, *stats),
+    loader, test_loader = make_loaders(
+        listed, test, DEVICE, batch_size=128, padding=2 if shift else 0
     )
     return train, loader, test_loader
 

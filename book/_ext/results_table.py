@@ -62,11 +62,11 @@ class ResultsTable(SphinxDirective):
         for path in sorted(folder.glob("*.json")):
             self.env.note_dependency(str(path))
         kind = self.options.get("kind", "train")
-        runs = [r for r in read_records(folder) if r.get("kind", "train") == kind]
         if kind not in KINDS:
             raise self.error(
                 f"results-table: unknown kind {kind!r}; use one of {KINDS}"
             )
+        runs = [r for r in read_records(folder) if r.get("kind", "train") == kind]
         if not runs:
             what = {"bench": "benchmarks", "exercise": "exercise runs"}.get(
                 kind, "runs"
