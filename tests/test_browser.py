@@ -120,12 +120,31 @@ return [...document.querySelectorAll('table.results-table')].map(t => ({
   table: t.scrollWidth, room: t.parentElement.clientWidth,
   container: t.parentElement.scrollWidth - t.parentElement.clientWidth}));
 """
-# How far the page itself scrolls sideways, and what sticks out (for the report).
+# How far the page itself scrolls sideways, and what sticks out (for the report). An element
+# inside a box that scrolls or clips on its own (a code block) or inside a fixed drawer (the
+# phone's table of contents) cannot widen the page, so the report leaves it out and names the
+# element that does.
 SIDEWAYS = """
 const root = document.documentElement, room = root.clientWidth;
-const wide = [...document.querySelectorAll('.bd-main *')]
-  .filter(e => e.getBoundingClientRect().right > room + 1)
-  .slice(0, 3).map(e => e.tagName.toLowerCase() + '.' + String(e.className).split(' ')[0]);
+const contained = e => {
+  for (let a = e; a && a !== root; a = a.parentElement) {
+    const s = getComputedStyle(a);
+    if (s.position === 'fixed' || (a !== e && s.overflowX !== 'visible')) return true;
+  }
+  return false;
+};
+// An element sticks out when its box does, or when its own text does (a long word in a
+// heading); a box that scrolls its content (a code block) only by its box.
+const sticks = e => {
+  const box = e.getBoundingClientRect();
+  const own = getComputedStyle(e).overflowX === 'visible' ? box.left + e.scrollWidth : 0;
+  return Math.max(box.right, own) > room + 1;
+};
+const out = [...document.querySelectorAll('.bd-main *')].filter(e => sticks(e) && !contained(e));
+// The innermost of them: its ancestors stick out only because it does.
+const wide = out.filter(e => !out.some(o => o !== e && e.contains(o)))
+  .slice(0, 3).map(e => e.tagName.toLowerCase() + '.' + String(e.className).split(' ')[0]
+                        + ' "' + e.textContent.trim().slice(0, 40) + '"');
 return {excess: root.scrollWidth - room, wide};
 """
 FIRST_FIGURE = """
