@@ -356,8 +356,11 @@ def main(argv: list[str] | None = None) -> History:
     """Parse ``argv`` and train; a bad input ends with its reason and exit status 2."""
     args = build_parser().parse_args(argv)
     budget_before = os.environ.get(BUDGET_ENV)
+    finished = False
     try:
-        return _train(args)
+        history = _train(args)
+        finished = True
+        return history
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         # The same inputs reach every rank, so every rank stops here: none waits for ever.
         if os.environ.get("RANK", "0").strip() in ("0", ""):
@@ -366,7 +369,7 @@ def main(argv: list[str] | None = None) -> History:
             print(f"python -m lenet_utils.train: error: {kind}{err}", file=sys.stderr)
         sys.exit(2)
     finally:
-        distributed.teardown()
+        distributed.teardown(wait=finished)
         if budget_before is None:  # main() called from Python: leave no trace
             os.environ.pop(BUDGET_ENV, None)
         else:

@@ -63,8 +63,10 @@ def train(world: int, rank: int) -> dict:
 if __name__ == "__main__":
     out = Path(sys.argv[1])
     distributed.setup("cpu", timeout_s=float(sys.argv[2]) if len(sys.argv) > 2 else 60)
+    finished = False
     try:
         result = train(distributed.world_size(), distributed.rank())
         torch.save(result, out / f"rank{distributed.rank()}.pt")
+        finished = True
     finally:
-        distributed.teardown()
+        distributed.teardown(wait=finished)
