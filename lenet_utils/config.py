@@ -11,6 +11,8 @@ Environment variables (all optional):
   the course checkout, else ``./results``);
 * ``LENET_CHECKPOINT_DIR``: where long runs keep their checkpoints (default
   ``~/.cache/lenet5-course/checkpoints``);
+* ``LENET_REPLACE_RECORDS``: ``1`` lets a full run replace an existing results record
+  (``scripts/record_chapter.py`` sets it); by default an existing record is kept;
 * ``LENET_PROGRESS``: ``1`` (the default) shows live progress bars while training; ``0``
   prints one line per epoch only, which is how the book's stored outputs are recorded.
 
@@ -30,11 +32,14 @@ import numpy as np
 import torch
 
 __all__ = [
+    "BUDGETS",
     "BUDGET_ENV",
+    "DEVICES",
     "CACHE_DIR_ENV",
     "CHECKPOINT_DIR_ENV",
     "DATA_ROOT_ENV",
     "PROGRESS_ENV",
+    "REPLACE_ENV",
     "RESULTS_DIR_ENV",
     "budget",
     "cache_dir",
@@ -46,6 +51,7 @@ __all__ = [
     "hardware_line",
     "is_smoke",
     "progress_bars",
+    "replace_records",
     "results_dir",
     "seed_everything",
     "setup",
@@ -59,6 +65,7 @@ CACHE_DIR_ENV = "LENET_CACHE_DIR"
 RESULTS_DIR_ENV = "LENET_RESULTS_DIR"
 CHECKPOINT_DIR_ENV = "LENET_CHECKPOINT_DIR"
 PROGRESS_ENV = "LENET_PROGRESS"
+REPLACE_ENV = "LENET_REPLACE_RECORDS"
 
 HOME_CACHE = Path("~/.cache/lenet5-course")
 REPO = Path(__file__).resolve().parents[1]
@@ -109,6 +116,14 @@ def progress_bars() -> bool:
     if value not in ("0", "1", "off", "on", "false", "true", ""):
         raise ValueError(f"{PROGRESS_ENV} must be 1 or 0, got {value!r}")
     return value not in ("0", "off", "false")
+
+
+def replace_records() -> bool:
+    """Whether a full run may replace an existing record (``$LENET_REPLACE_RECORDS``)."""
+    value = os.environ.get(REPLACE_ENV, "0").strip().lower()
+    if value not in ("0", "1", ""):
+        raise ValueError(f"{REPLACE_ENV} must be 1 or 0, got {value!r}")
+    return value == "1"
 
 
 def cache_dir() -> Path:

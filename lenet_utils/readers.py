@@ -22,7 +22,7 @@ import torch
 from torchvision import datasets
 
 from .config import data_root, describe_path
-from .records import atomic_write
+from .files import atomic_write
 from .storage import (
     IMAGE_EXTENSIONS,
     TensorData,

@@ -12,13 +12,13 @@ import json
 import os
 import re
 import subprocess
-import tempfile
 from pathlib import Path
-from typing import IO, Callable
 
 import torch
 
-from .config import REPO, budget, describe_path, device_name, results_dir
+from .config import REPLACE_ENV, budget, describe_path, device_name, replace_records
+from .config import results_dir
+from .files import atomic_write
 
 __all__ = [
     "BENCH_COLUMNS",
@@ -27,15 +27,12 @@ __all__ = [
     "EXERCISE_COLUMNS",
     "FIELDS",
     "KINDS",
-    "atomic_write",
     "git_commit",
     "read_records",
+    "record_name",
     "record_result",
     "slug",
 ]
-
-#: The course checkout's own records (what the book's results page shows).
-REPO_RESULTS = REPO / "results"
 
 #: The chapters that record runs, in the book's order (their names in the course plan).
 CHAPTERS: tuple[str, ...] = (
@@ -121,23 +118,6 @@ def slug(*parts: str) -> str:
     return "--".join(w for w in words if w)
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
-    """Write ``path`` through ``write(file)`` into a temporary file, then rename it into
-    place: a crash or an error leaves the old file (or none), never half of a new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; records and caches are shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def git_commit() -> str:
     """The checkout's short commit hash, or ``unknown`` outside a git checkout."""
     try:
@@ -176,11 +156,18 @@ def record_result(
     device: torch.device,
     extra: dict | None = None,
     kind: str = "train",
+    differs: dict | None = None,
+    replace: bool = False,
 ) -> Path | None:
     """Write a full run's record as ``results/<chapter>--<dataset>--<model>--<device>.json``.
 
     The fields are :data:`FIELDS` (where it ran is added here), then ``extra`` (e.g. a
     target and whether it was met, or a benchmark's rungs). Smoke runs are not recorded.
+
+    ``differs`` names each setting that differs from the chapter's recipe (``{"epochs":
+    1}``): it goes into the record and its file name, so a variant never takes the
+    recipe's record. An existing record is replaced only on purpose: ``replace=True``, or
+    ``$LENET_REPLACE_RECORDS=1`` (which ``scripts/record_chapter.py`` sets).
     """
     _check(chapter, params, epochs, top1, top5)
     if kind not in KINDS:
@@ -203,14 +190,31 @@ def record_result(
         "commit": git_commit(),
         "date": _dt.date.today().isoformat(),
         **(extra or {}),
+        **({"differs": dict(differs)} if differs else {}),
     }
-    number = CHAPTERS.index(chapter) + 1
-    name = f"{number:02d}--{slug(dataset, model, torch.device(device).type)}.json"
-    text = json.dumps(record, indent=2, ensure_ascii=False) + "\n"
-    path = atomic_write(results_dir() / name, lambda f: f.write(text.encode()))
+    path = results_dir() / record_name(chapter, dataset, model, device, differs)
     top5_text = "" if top5 is None else f", top-5 {record['top5']}%"
-    print(f"recorded {describe_path(path)}: top-1 {record['top1']}%{top5_text}")
+    result = f"top-1 {record['top1']}%{top5_text}"
+    if path.exists() and not (replace or replace_records()):
+        print(
+            f"not recorded ({result}): {describe_path(path)} exists and is kept; "
+            f"to replace it on purpose, set {REPLACE_ENV}=1 or re-record the chapter "
+            "with scripts/record_chapter.py"
+        )
+        return None
+    text = json.dumps(record, indent=2, ensure_ascii=False) + "\n"
+    atomic_write(path, lambda f: f.write(text.encode()))
+    print(f"recorded {describe_path(path)}: {result}")
     return path
+
+
+def record_name(
+    chapter: str, dataset: str, model: str, device: torch.device, differs: dict | None
+) -> str:
+    """``NN--dataset--model--device[--setting-value...].json`` for a record."""
+    number = CHAPTERS.index(chapter) + 1
+    variant = [f"{key}-{value}" for key, value in sorted((differs or {}).items())]
+    return f"{number:02d}--{slug(dataset, model, torch.device(device).type, *variant)}.json"
 
 
 def read_records(folder: str | os.PathLike | None = None) -> list[dict]:

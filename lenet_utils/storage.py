@@ -29,7 +29,7 @@ from PIL import Image, features
 from torchvision.datasets.utils import check_integrity, download_url
 
 from .config import DATA_ROOT_ENV, cache_dir
-from .records import atomic_write
+from .files import atomic_write
 
 __all__ = [
     "CorruptDatasetError",

@@ -29,7 +29,8 @@ from .config import BUDGET_ENV, budget, describe_path, device_name, seed_everyth
 from .models import LeNet5, count_parameters
 from .pipeline import make_loaders
 from .readers import DATASETS, load_tensors
-from .records import CHAPTERS, atomic_write, record_result
+from .files import atomic_write
+from .records import CHAPTERS, record_result
 from .training import History, fit, sgd_one_cycle
 
 __all__ = ["RECIPES", "build_parser", "main"]

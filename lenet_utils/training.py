@@ -27,7 +27,7 @@ from torch import nn
 from .config import describe_path, get_device, progress_bars, sync
 from .distributed import all_reduce_max, all_reduce_sum, is_distributed, is_main
 from .distributed import unwrap, world_size
-from .records import atomic_write
+from .files import atomic_write
 
 __all__ = [
     "History",

@@ -90,7 +90,8 @@ def record(path: Path, budget: str, timeout: int | None) -> list[str]:
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
-    env = {"LENET_BUDGET": budget, "LENET_PROGRESS": "0"}
+    # Re-recording replaces the chapter's records on purpose (a reader's run never does).
+    env = {"LENET_BUDGET": budget, "LENET_PROGRESS": "0", "LENET_REPLACE_RECORDS": "1"}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:

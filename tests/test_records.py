@@ -1,12 +1,13 @@
 """Results records: one schema, one writer, file names of [a-z0-9-], nothing half-written."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
 from lenet_utils import records
-from lenet_utils.records import FIELDS, atomic_write, read_records, record_result, slug
+from lenet_utils.records import FIELDS, read_records, record_result, slug
 
 RUN = dict(
     chapter="MNIST",
@@ -73,21 +74,33 @@ def test_bad_records_are_refused_before_writing(results, change, message):
     assert not list(results.iterdir())
 
 
-def test_atomic_write_leaves_nothing_half_written(tmp_path):
-    target = tmp_path / "r.json"
-    target.write_text("old")
+def test_an_existing_record_is_kept_unless_replaced_on_purpose(results, capsys):
+    first = record_result(**RUN)
+    kept = first.read_text()
+    assert record_result(**{**RUN, "top1": 10.0}) is None
+    assert first.read_text() == kept
+    assert "exists and is kept" in capsys.readouterr().out
+    assert record_result(**{**RUN, "top1": 10.0}, replace=True) == first
+    assert json.loads(first.read_text())["top1"] == 10.0
 
-    def fails_halfway(f):
-        f.write(b"new, half")
-        raise OSError("disk full")
 
-    with pytest.raises(OSError, match="disk full"):
-        atomic_write(target, fails_halfway)
-    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == [
-        "r.json"
-    ]
-    atomic_write(target, lambda f: f.write(b"new"))
-    assert target.read_text() == "new"
+def test_replacing_by_environment(results, monkeypatch):
+    first = record_result(**RUN)
+    monkeypatch.setenv("LENET_REPLACE_RECORDS", "1")
+    assert record_result(**{**RUN, "top1": 12.0}) == first
+    monkeypatch.setenv("LENET_REPLACE_RECORDS", "yes")
+    with pytest.raises(ValueError, match="LENET_REPLACE_RECORDS must be 1 or 0"):
+        record_result(**RUN)
+
+
+def test_a_variant_never_takes_the_recipes_name(results):
+    recipe = record_result(**RUN)
+    variant = record_result(**RUN, differs={"epochs": 1, "per_class": 20})
+    assert variant != recipe and recipe.exists()
+    assert variant.name == (
+        "04--mnist--modern-lenet-5-batch-norm-v2--cpu--epochs-1--per-class-20.json"
+    )
+    assert json.loads(variant.read_text())["differs"] == {"epochs": 1, "per_class": 20}
 
 
 def test_records_are_read_in_chapter_order(results):
@@ -102,7 +115,7 @@ def test_records_are_read_in_chapter_order(results):
 
 def test_the_course_records_follow_the_schema():
     """Every committed record has every field, and its file name is what the writer makes."""
-    folder = records.REPO_RESULTS
+    folder = Path(__file__).resolve().parents[1] / "results"
     paths = sorted(folder.glob("*.json"))
     assert paths, f"no records in {folder}"
     for path in paths:
@@ -110,10 +123,13 @@ def test_the_course_records_follow_the_schema():
         assert set(FIELDS) <= set(record), (
             f"{path.name} lacks {set(FIELDS) - set(record)}"
         )
-        number = records.CHAPTERS.index(record["chapter"]) + 1
         devtype = "cpu" if record["device"].startswith("CPU") else "cuda"
-        expected = (
-            f"{number:02d}--{slug(record['dataset'], record['model'], devtype)}.json"
+        expected = records.record_name(
+            record["chapter"],
+            record["dataset"],
+            record["model"],
+            torch.device(devtype),
+            record.get("differs"),
         )
         assert path.name == expected
         assert record["kind"] in records.KINDS, path.name
