@@ -12,11 +12,14 @@ from __future__ import annotations
 from typing import Callable, Iterator, Sequence
 
 import torch
+import torch.nn.functional as F
 
-from .storage import TensorData, box_downscale
+from . import distributed
+from .storage import TensorData
 
 __all__ = [
     "TensorLoader",
+    "box_downscale",
     "make_loaders",
     "normalize",
     "random_affine",
@@ -37,6 +40,18 @@ def normalize(
     m = torch.tensor(mean, **kw).view(-1, 1, 1)
     s = torch.tensor(std, **kw).view(-1, 1, 1)
     return (images_uint8.to(torch.float32) / 255 - m) / s
+
+
+def box_downscale(images: torch.Tensor, factor: int = 2) -> torch.Tensor:
+    """Shrink uint8 images (..., H, W) by ``factor`` the Imagenet32 way: each output pixel
+    is the exact mean of a factor x factor block, rounded half up (as PIL's ``reduce``)."""
+    *lead, h, w = images.shape
+    if h % factor or w % factor:
+        raise ValueError(f"{h}x{w} images do not split into {factor}x{factor} blocks")
+    flat = images.reshape(-1, 1, h, w).float()
+    mean = F.avg_pool2d(flat, factor)  # exact in float32: a few bytes summed, / 2^k
+    out = torch.floor(mean + 0.5).to(torch.uint8)
+    return out.reshape(*lead, h // factor, w // factor)
 
 
 def _batch(x: torch.Tensor, what: str) -> None:
@@ -264,8 +279,6 @@ def make_loaders(
     stays the same whatever the number of processes; it must divide evenly. The training
     split must divide evenly too, unless ``drop_remainder`` (see :class:`TensorLoader`).
     """
-    from . import distributed
-
     rank = distributed.rank() if rank is None else rank
     world = distributed.world_size() if world_size is None else world_size
     if batch_size % world:

@@ -23,20 +23,21 @@ from torchvision import datasets
 
 from .config import data_root, describe_path
 from .files import atomic_write
+from .cache import cached, cached_memmap
+from .pipeline import box_downscale
 from .storage import (
     IMAGE_EXTENSIONS,
+    Files,
     TensorData,
-    _cached,
-    _corrupt,
-    _decode_all,
-    _decode_folder,
-    _download_file,
-    _download_torchvision,
-    _Files,
-    _keep_first,
-    _missing,
-    _stamp,
+    dataset_corrupt,
+    dataset_missing,
+    decode_all,
+    decode_folder,
+    download_file,
+    download_torchvision,
     first_indices,
+    keep_first,
+    stamp,
 )
 
 __all__ = [
@@ -82,10 +83,10 @@ def read_idx(path: Path) -> np.ndarray:
         raw = path.read_bytes()
         raw = gzip.decompress(raw) if path.suffix == ".gz" else raw
     except (OSError, EOFError, zlib.error) as err:
-        raise _corrupt(path, f"cannot read it: {err}") from err
+        raise dataset_corrupt(path, f"cannot read it: {err}") from err
     if len(raw) < 4 or raw[:3] != b"\x00\x00\x08":
         magic = raw[:4].hex() or "missing"
-        raise _corrupt(
+        raise dataset_corrupt(
             path, f"not an IDX file of unsigned bytes (magic number {magic})"
         )
     ndim = raw[3]
@@ -93,7 +94,7 @@ def read_idx(path: Path) -> np.ndarray:
     dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     expected = header + int(np.prod(dims))
     if len(raw) != expected:
-        raise _corrupt(
+        raise dataset_corrupt(
             path, f"{len(raw):,} bytes where shape {dims} needs {expected:,}"
         )
     return np.frombuffer(bytearray(raw), dtype=np.uint8, offset=header).reshape(dims)
@@ -113,18 +114,22 @@ def _mnist_files(root: Path, split: str, download: bool) -> tuple[Path, Path]:
 
     if None in find():
         if not download:
-            raise _missing("MNIST", raw, wanted, "call with download=True when online")
+            raise dataset_missing(
+                "MNIST", raw, wanted, "call with download=True when online"
+            )
         made = [root, root / "MNIST", raw]
         made += [raw / f"{s}-{k}" for s in ("train", "t10k") for k in (
             "images-idx3-ubyte", "labels-idx1-ubyte")]  # fmt: skip
         made += [p.with_name(p.name + ".gz") for p in made[3:]]
-        _download_torchvision(
+        download_torchvision(
             lambda: datasets.MNIST(root, train=split == "train", download=True),
             "MNIST", raw, wanted, made,
         )  # fmt: skip
     found = find()
     if None in found:
-        raise _missing("MNIST", raw, wanted, "download the four IDX files by hand")
+        raise dataset_missing(
+            "MNIST", raw, wanted, "download the four IDX files by hand"
+        )
     return found[0], found[1]
 
 
@@ -139,7 +144,7 @@ def _load_mnist(
         or len(images) != len(labels)
         or labels.max(initial=0) > 9
     ):
-        raise _corrupt(
+        raise dataset_corrupt(
             images_path,
             f"images {images.shape} and labels {labels.shape} in {labels_path.name} "
             "are not MNIST",
@@ -186,7 +191,7 @@ def _unpickle(path: Path) -> dict:
         raise
     except Exception as err:  # UnpicklingError, EOFError, ValueError: all a bad file
         detail = f"it does not load as a pickle/npz: {type(err).__name__}: {err}"
-        raise _corrupt(path, detail) from err
+        raise dataset_corrupt(path, detail) from err
 
 
 def _read_batches(*args) -> tuple[torch.Tensor, torch.Tensor]:
@@ -211,9 +216,11 @@ def _iter_batches(
             x = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, *shape)
             y = np.asarray(batch["labels"], dtype=np.int64) - first_label
         except (KeyError, ValueError, TypeError) as err:
-            raise _corrupt(path, f"not a batch of {shape} images: {err}") from err
+            raise dataset_corrupt(
+                path, f"not a batch of {shape} images: {err}"
+            ) from err
         if len(x) != len(y) or y.min(initial=0) < 0 or y.max(initial=0) >= n_classes:
-            raise _corrupt(
+            raise dataset_corrupt(
                 path, f"{len(x)} images, {len(y)} labels, not all in 0..{n_classes - 1}"
             )
         if per_class is not None:
@@ -237,23 +244,25 @@ def _load_cifar10(
     if not have_pickles and jpeg_zip.is_file():
 
         def build() -> TensorData:
-            with _Files([jpeg_zip]) as files:
-                images, labels, classes = _decode_folder(files, None, per_class)
+            with Files([jpeg_zip]) as files:
+                images, labels, classes = decode_folder(files, None, per_class)
             if tuple(classes) != CIFAR10_CLASSES:
-                raise _corrupt(jpeg_zip, f"class folders {classes} are not CIFAR-10's")
+                raise dataset_corrupt(
+                    jpeg_zip, f"class folders {classes} are not CIFAR-10's"
+                )
             return TensorData(
                 images, labels, classes, "cifar10", "CIFAR-10 (JPEG copy)",
                 describe_path(jpeg_zip), *STATS["cifar10"],
             )  # fmt: skip
 
-        key = ["cifar10", split, per_class, _stamp(jpeg_zip)]
-        return _cached(f"cifar10-jpg-{split}-{per_class or 'all'}", key, build, cache)
+        key = ["cifar10", split, per_class, stamp(jpeg_zip)]
+        return cached(f"cifar10-jpg-{split}-{per_class or 'all'}", key, build, cache)
     if not have_pickles:
         if not download:
-            raise _missing(
+            raise dataset_missing(
                 "CIFAR-10", root, looked_for, "call with download=True when online"
             )
-        _download_torchvision(
+        download_torchvision(
             lambda: datasets.CIFAR10(root, train=split == "train", download=True),
             "CIFAR-10", root, looked_for,
             [root, root / "cifar-10-python.tar.gz", folder],
@@ -279,7 +288,7 @@ def _imagenet_sources(res: int, root: Path, split: str) -> tuple[list[Path], lis
         found = next((p for p in candidates if p.is_file()), None)
         if found is None:
             looked = [name, *(f"{d.name}/" for d in folders[:-1])]
-            raise _missing(
+            raise dataset_missing(
                 f"Imagenet{res}", root, looked,
                 f"it needs an image-net.org login, so it is never downloaded for you: "
                 f"sign in at {IMAGENET_URL}, get the downsampled Imagenet{res}x{res} train "
@@ -300,22 +309,29 @@ def _imagenet_sources(res: int, root: Path, split: str) -> tuple[list[Path], lis
 def _load_imagenet(
     res: int, root: Path, split: str, per_class: int | None, mmap: bool
 ) -> TensorData:
-    if mmap:  # converted once to a uint8 file in the cache, shared by every process
-        from .memmap import load_memmap
-
-        return load_memmap(res, root, split, per_class)
     paths, classes = _imagenet_sources(res, root, split)
-    images, labels = _read_batches(paths, (3, res, res), 1000, 1, per_class)
+    shape = (3, res, res)
+    where = describe_path(paths[0].parent)
+    if mmap:  # written once to a uint8 file in the cache, shared by every process
+        key = [res, split, per_class, [stamp(p) for p in paths]]
+        images, labels = cached_memmap(
+            f"imagenet{res}-{split}-{per_class or 'all'}",
+            key,
+            lambda: _iter_batches(paths, shape, 1000, 1, per_class),
+        )
+        where += ", memory-mapped from the cache"
+    else:
+        images, labels = _read_batches(paths, shape, 1000, 1, per_class)
     return TensorData(
-        images, labels, classes, f"imagenet{res}", f"Imagenet{res}",
-        describe_path(paths[0].parent), *STATS[f"imagenet{res}"],
+        images, labels, classes, f"imagenet{res}", f"Imagenet{res}", where,
+        *STATS[f"imagenet{res}"],
     )  # fmt: skip
 
 
 # ---- Tiny ImageNet: the official 64x64 zip, or the course's 32x32 copy ----
 
 
-def _tiny_entries(files: _Files, top: str, split: str) -> tuple[list, list[str], bool]:
+def _tiny_entries(files: Files, top: str, split: str) -> tuple[list, list[str], bool]:
     """(name, label), class names and whether the images are the official 64x64 ones."""
     official = top == "tiny-imagenet-200"
     wnids = sorted(files.text(f"{top}/wnids.txt").split())
@@ -338,7 +354,9 @@ def _tiny_entries(files: _Files, top: str, split: str) -> tuple[list, list[str],
         if wnid is not None:
             if wnid not in label:
                 where = files.where[name][0]
-                raise _corrupt(where, f"{name} belongs to {wnid}, not in wnids.txt")
+                raise dataset_corrupt(
+                    where, f"{name} belongs to {wnid}, not in wnids.txt"
+                )
             entries.append((name, label[wnid]))
     classes = [words.get(w, w).split(",")[0].strip() for w in wnids]
     return entries, classes, official
@@ -360,12 +378,12 @@ def _load_tiny(
     paths = next((c for c in candidates if all(p.exists() for p in c)), None)
     if paths is None:
         if not download:
-            raise _missing(
+            raise dataset_missing(
                 "Tiny ImageNet", root, looked_for,
                 f"call with download=True, or download {TINY_IMAGENET_URL} by hand and "
                 f"save it as {official}",
             )  # fmt: skip
-        _download_file(
+        download_file(
             TINY_IMAGENET_URL, official, TINY_IMAGENET_MD5, "Tiny ImageNet", looked_for
         )
         paths = [official]
@@ -373,16 +391,17 @@ def _load_tiny(
     top = "tiny-imagenet-200" if big else "tiny-imagenet-32"
 
     def build() -> TensorData:
-        with _Files(paths) as files:
+        with Files(paths) as files:
             entries, classes, official_images = _tiny_entries(files, top, split)
             if not entries:
-                raise _missing(
+                raise dataset_missing(
                     "Tiny ImageNet", root, [f"{top}/{split}/"],
                     f"{files.label} holds no {split} images; download it again",
                 )  # fmt: skip
-            entries = _keep_first(entries, per_class)
+            entries = keep_first(entries, per_class)
             names = [n for n, _ in entries]
-            images = _decode_all(files, names, factor=2 if official_images else 1)
+            shrink = box_downscale if official_images else None  # 64x64 to 32x32
+            images = decode_all(files, names, shrink=shrink)
         how = (
             "official 64x64 images, 2x2 box-averaged" if big else "course's 32x32 copy"
         )
@@ -393,8 +412,8 @@ def _load_tiny(
             *STATS["tiny-imagenet"],
         )  # fmt: skip
 
-    key = ["tiny-imagenet", split, per_class, [_stamp(p) for p in paths]]
-    return _cached(f"tiny-imagenet-{split}-{per_class or 'all'}", key, build, cache)
+    key = ["tiny-imagenet", split, per_class, [stamp(p) for p in paths]]
+    return cached(f"tiny-imagenet-{split}-{per_class or 'all'}", key, build, cache)
 
 
 # ---- The entry points ----
@@ -433,7 +452,7 @@ def load_tensors(
 
     ``per_class`` keeps the first images of each class and decodes only those. With
     ``mmap`` (Imagenet32/64 only), the images are converted once to a ``uint8`` file in the
-    cache and memory-mapped, not read into memory (see :mod:`lenet_utils.memmap`).
+    cache and memory-mapped, not read into memory (see :mod:`lenet_utils.cache`).
     """
     if dataset not in DATASETS:
         raise ValueError(
@@ -473,16 +492,16 @@ def load_imagefolder(
     _check_per_class(per_class)
     path = Path(path).expanduser().resolve()
     if not path.exists():
-        raise _missing(
+        raise dataset_missing(
             "The image folder", path.parent, [path.name],
             f"{path} does not exist: give the path of an ImageFolder directory "
             "(<root>/<class>/<image>) or of a .zip holding one",
         )  # fmt: skip
 
     def build() -> TensorData:
-        with _Files([path]) as files:
+        with Files([path]) as files:
             root = path.name if path.is_dir() else None
-            images, labels, classes = _decode_folder(files, root, per_class, size)
+            images, labels, classes = decode_folder(files, root, per_class, size)
         x = images.double() / 255
         mean = tuple(round(v, 4) for v in x.mean((0, 2, 3)).tolist())
         std = tuple(round(v, 4) for v in x.std((0, 2, 3)).tolist())
@@ -493,5 +512,5 @@ def load_imagefolder(
 
     where = hashlib.sha1(str(path).encode()).hexdigest()[:8]  # same stem, other folder
     tag = f"{path.stem}-{where}-{size or 'orig'}-{per_class or 'all'}"
-    key = ["imagefolder", size, per_class, _stamp(path)]
-    return _cached(f"imagefolder-{tag}", key, build, cache)
+    key = ["imagefolder", size, per_class, stamp(path)]
+    return cached(f"imagefolder-{tag}", key, build, cache)

@@ -1,6 +1,7 @@
-"""Dataset storage: errors, files in folders and zips, image decoding, cache, downloads.
+"""Dataset storage: errors, files in folders and zips, image decoding, downloads.
 
-The readers in :mod:`lenet_utils.readers` build on these pieces. Errors say which dataset,
+The readers in :mod:`lenet_utils.readers` build on these pieces, and
+:mod:`lenet_utils.cache` keeps what they decode. Errors say which dataset,
 which files, where they were looked for and how to get them: :class:`DatasetMissingError`
 when they are absent, :class:`CorruptDatasetError` when they are unreadable and
 :class:`MissingCodecError` when this Pillow cannot decode them. In Jupyter each shows as its
@@ -15,7 +16,6 @@ import os
 import posixpath
 import re
 import shutil
-import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -24,24 +24,30 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image, features
 from torchvision.datasets.utils import check_integrity, download_url
 
-from .config import DATA_ROOT_ENV, cache_dir
-from .files import atomic_write
+from .config import DATA_ROOT_ENV
 
 __all__ = [
+    "IMAGE_EXTENSIONS",
     "CorruptDatasetError",
     "DatasetMissingError",
+    "Files",
     "MissingCodecError",
     "TensorData",
-    "box_downscale",
+    "dataset_corrupt",
+    "dataset_missing",
+    "decode_all",
+    "decode_folder",
+    "download_file",
+    "download_torchvision",
     "first_indices",
+    "keep_first",
+    "stamp",
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".ppm", ".tif")
-_CACHE_VERSION = 2
 
 
 class _ShortError(Exception):
@@ -64,7 +70,7 @@ class MissingCodecError(_ShortError, RuntimeError):
     """This Pillow installation cannot decode the dataset's image format."""
 
 
-def _missing(
+def dataset_missing(
     name: str, where: Path, files: Sequence[str], how: str
 ) -> DatasetMissingError:
     return DatasetMissingError(
@@ -73,7 +79,7 @@ def _missing(
     )
 
 
-def _corrupt(path: Path, detail: str) -> CorruptDatasetError:
+def dataset_corrupt(path: Path, detail: str) -> CorruptDatasetError:
     return CorruptDatasetError(
         f"{path} is corrupt or truncated ({detail}); delete it and download or copy it again"
     )
@@ -111,7 +117,7 @@ class TensorData:
 # ---- Files: directories and zips read in place, images decoded with PIL ----
 
 
-class _Files:
+class Files:
     """Files of directories and zips by name relative to the container's parent folder, so
     ``tiny-imagenet-32/train/...`` names the same file zipped or extracted."""
 
@@ -130,7 +136,9 @@ class _Files:
                 zf = zipfile.ZipFile(path)
             except (zipfile.BadZipFile, OSError, EOFError) as err:
                 self.close()
-                raise _corrupt(path, f"not a readable zip archive: {err}") from err
+                raise dataset_corrupt(
+                    path, f"not a readable zip archive: {err}"
+                ) from err
             self._zips.append(zf)
             for info in zf.infolist():
                 if not info.is_dir():
@@ -145,12 +153,12 @@ class _Files:
 
     def read(self, name: str) -> bytes:
         if name not in self.where:
-            raise _corrupt(Path(self.label), f"{name} is missing from it")
+            raise dataset_corrupt(Path(self.label), f"{name} is missing from it")
         path, zf = self.where[name]
         try:
             return zf.read(name) if zf is not None else path.read_bytes()
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as err:
-            raise _corrupt(path, f"cannot read {name}: {err}") from err
+            raise dataset_corrupt(path, f"cannot read {name}: {err}") from err
 
     def text(self, name: str) -> str:
         return self.read(name).decode("utf-8")
@@ -159,7 +167,7 @@ class _Files:
         for zf in self._zips:
             zf.close()
 
-    def __enter__(self) -> _Files:
+    def __enter__(self) -> Files:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -169,7 +177,7 @@ class _Files:
 _CODECS = {".webp": "webp", ".jpg": "jpg", ".jpeg": "jpg", ".png": "zlib"}
 
 
-def _check_codec(name: str) -> None:
+def check_codec(name: str) -> None:
     """Raise :class:`MissingCodecError` when this Pillow lacks the codec ``name`` needs."""
     codec = _CODECS.get(posixpath.splitext(name)[1].lower())
     if codec is not None and not features.check(codec):
@@ -183,7 +191,7 @@ def _check_codec(name: str) -> None:
         )
 
 
-def _decode_image(data: bytes, size: int | None = None) -> np.ndarray:
+def decode_image(data: bytes, size: int | None = None) -> np.ndarray:
     """One encoded image as an RGB uint8 array (H, W, 3), box-resized to size x size."""
     with Image.open(io.BytesIO(data)) as im:
         im = im.convert("RGB")
@@ -192,38 +200,30 @@ def _decode_image(data: bytes, size: int | None = None) -> np.ndarray:
     return np.asarray(im)
 
 
-def box_downscale(images: torch.Tensor, factor: int = 2) -> torch.Tensor:
-    """Shrink uint8 images (..., H, W) by ``factor`` the Imagenet32 way: each output pixel
-    is the exact mean of a factor x factor block, rounded half up (as PIL's ``reduce``)."""
-    *lead, h, w = images.shape
-    if h % factor or w % factor:
-        raise ValueError(f"{h}x{w} images do not split into {factor}x{factor} blocks")
-    flat = images.reshape(-1, 1, h, w).float()
-    mean = F.avg_pool2d(flat, factor)  # exact in float32: a few bytes summed, / 2^k
-    out = torch.floor(mean + 0.5).to(torch.uint8)
-    return out.reshape(*lead, h // factor, w // factor)
-
-
-def _decode_all(
-    files: _Files, names: Sequence[str], size: int | None = None, factor: int = 1
+def decode_all(
+    files: Files,
+    names: Sequence[str],
+    size: int | None = None,
+    shrink: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """Decode ``names`` into one uint8 (N, 3, H, W) tensor, downscaling 1024 at a time."""
+    """Decode ``names`` into one uint8 (N, 3, H, W) tensor, 1024 images at a time, each
+    chunk passed through ``shrink`` (so that large images never sit in memory whole)."""
     if names:
-        _check_codec(names[0])
+        check_codec(names[0])
     chunks, shape = [], None
     for start in range(0, len(names), 1024):
         arrays = []
         for name in names[start : start + 1024]:
             try:
-                array = _decode_image(files.read(name), size)
+                array = decode_image(files.read(name), size)
             except (
                 OSError,
                 ValueError,
                 SyntaxError,
                 Image.DecompressionBombError,
             ) as err:
-                _check_codec(name)
-                raise _corrupt(
+                check_codec(name)
+                raise dataset_corrupt(
                     files.where[name][0], f"{name} does not decode: {err}"
                 ) from err
             if shape is None:
@@ -235,13 +235,11 @@ def _decode_all(
                 )
             arrays.append(array)
         batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
-        chunks.append(
-            box_downscale(batch, factor) if factor > 1 else batch.contiguous()
-        )
+        chunks.append(shrink(batch) if shrink is not None else batch.contiguous())
     return torch.cat(chunks)
 
 
-def _natural(name: str) -> list:
+def natural_key(name: str) -> list:
     """Sort key putting ``img_2`` before ``img_10``."""
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
@@ -260,13 +258,13 @@ def first_indices(labels: Sequence[int], quota: np.ndarray | int | None) -> np.n
     return np.sort(order[rank < np.asarray(quota)[ranked]])
 
 
-def _keep_first(entries: list[tuple[str, int]], per_class: int | None) -> list:
+def keep_first(entries: list[tuple[str, int]], per_class: int | None) -> list:
     """(name, label) sorted by label then name, the first ``per_class`` of each label."""
-    entries = sorted(entries, key=lambda e: (e[1], _natural(e[0])))
+    entries = sorted(entries, key=lambda e: (e[1], natural_key(e[0])))
     return [entries[i] for i in first_indices([y for _, y in entries], per_class)]
 
 
-def _imagefolder_entries(files: _Files, root: str | None) -> tuple[list, list[str]]:
+def imagefolder_entries(files: Files, root: str | None) -> tuple[list, list[str]]:
     """(name, label) of every image under ``root/<class>/``; ``None`` finds the root."""
     images = [n for n in files.names() if n.lower().endswith(IMAGE_EXTENSIONS)]
     if root is None:
@@ -288,25 +286,22 @@ def _imagefolder_entries(files: _Files, root: str | None) -> tuple[list, list[st
     return [(n, index[c]) for n, c in pairs], classes
 
 
-def _decode_folder(
-    files: _Files, root: str | None, per_class: int | None, size: int | None = None
+def decode_folder(
+    files: Files, root: str | None, per_class: int | None, size: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Images, labels and classes of an ImageFolder tree, decoding only the kept images."""
-    entries, classes = _imagefolder_entries(files, root)
+    entries, classes = imagefolder_entries(files, root)
     if not entries:
         raise DatasetMissingError(
             f"{files.label} holds no images ({', '.join(IMAGE_EXTENSIONS)}) "
             "in <class>/ folders"
         )
-    entries = _keep_first(entries, per_class)
+    entries = keep_first(entries, per_class)
     labels = torch.tensor([y for _, y in entries], dtype=torch.int64)
-    return _decode_all(files, [n for n, _ in entries], size), labels, classes
+    return decode_all(files, [n for n, _ in entries], size), labels, classes
 
 
-# ---- Cache: one .pt file per (dataset, split, per_class), keyed by its sources ----
-
-
-def _stamp(path: Path) -> list:
+def stamp(path: Path) -> list:
     """What identifies a source's content cheaply: size and mtime (summed over a folder)."""
     if path.is_file():
         st = path.stat()
@@ -320,42 +315,10 @@ def _stamp(path: Path) -> list:
     return [str(path), count, sizes, mtimes]
 
 
-def _cached(name: str, key: list, build: Callable[[], TensorData], cache: bool):
-    """``build()``'s result, stored once as ``<cache_dir>/<name>__<hash of key>.pt``."""
-    if not cache:
-        return build()
-    digest = hashlib.sha1(repr([_CACHE_VERSION, key]).encode()).hexdigest()[:12]
-    folder = cache_dir()
-    path = folder / f"{name}__{digest}.pt"
-    if path.exists():
-        try:
-            saved = torch.load(path, weights_only=True)
-            data = TensorData(**saved)
-            if data.images.dtype == torch.uint8 and len(data.images) == len(
-                data.labels
-            ):
-                return data
-            raise ValueError("unexpected contents")
-        except Exception as err:  # anything unreadable is rebuilt, never trusted
-            warnings.warn(
-                f"Cache file {path} is unreadable ({err}); deleting it and decoding again.",
-                stacklevel=3,
-            )
-            path.unlink(missing_ok=True)
-    data = build()
-    for stale in folder.glob(f"{name}__*.pt"):  # older versions of the same sources
-        stale.unlink(missing_ok=True)
-    try:
-        atomic_write(path, lambda f: torch.save(vars(data), f))
-    except OSError as err:
-        warnings.warn(f"Could not write the cache file {path} ({err}).", stacklevel=3)
-    return data
-
-
 # ---- Downloads: nothing half-made survives a failure ----
 
 
-def _download_torchvision(fetch: Callable[[], object], name: str, where: Path,
+def download_torchvision(fetch: Callable[[], object], name: str, where: Path,
                           files: Sequence[str], made: Sequence[Path]) -> None:  # fmt: skip
     """Run a torchvision download (it checks MD5s); on failure remove what it made."""
     existed = {p for p in made if p.exists()}
@@ -365,14 +328,14 @@ def _download_torchvision(fetch: Callable[[], object], name: str, where: Path,
         for p in reversed(made):  # innermost first, so emptied folders can go too
             if p not in existed and p.exists():
                 shutil.rmtree(p) if p.is_dir() else p.unlink()
-        raise _missing(
+        raise dataset_missing(
             name, where, files,
             f"downloading it failed ({type(err).__name__}: {err}); connect to the "
             "internet and run again, or copy the files there by hand",
         ) from err  # fmt: skip
 
 
-def _download_file(
+def download_file(
     url: str, dest: Path, md5: str, name: str, files: Sequence[str]
 ) -> None:
     """Download ``url`` to ``dest.part``, check its MD5, then rename it to ``dest``."""
@@ -390,7 +353,7 @@ def _download_file(
         os.replace(part, dest)
     except Exception as err:
         part.unlink(missing_ok=True)
-        raise _missing(
+        raise dataset_missing(
             name, dest.parent, files,
             f"downloading {url} failed ({type(err).__name__}: {err}); download it by hand "
             f"and save it as {dest}",

@@ -1,10 +1,14 @@
-"""The batch pipeline: normalisation, augmentation on the device, loaders."""
+"""The batch pipeline: normalisation, augmentation on the device, loaders, and each
+process's shard of them under DDP (no process group is started here)."""
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from lenet_utils.pipeline import (
     TensorLoader,
+    box_downscale,
     make_loaders,
     normalize,
     random_affine,
@@ -132,3 +136,117 @@ def test_make_loaders_normalise_with_the_data_stats_and_augment_only_training():
     assert len(train) == 3 and sum(len(b) for b, _ in train) == 40
     batches = torch.cat([b for b, _ in train])
     assert not torch.allclose(batches.sort(0).values, x.sort(0).values)  # augmented
+
+
+def rand_images(n: int, size: int) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+
+
+def test_box_downscale_is_the_exact_rounded_block_mean():
+    rows = [[0, 1, 0, 0], [1, 1, 0, 1], [255, 255, 7, 8], [255, 254, 9, 9]]
+    x = torch.tensor([rows], dtype=torch.uint8)
+    # means: 0.75 -> 1, 0.25 -> 0 / 254.75 -> 255, 8.25 -> 8
+    assert box_downscale(x).tolist() == [[[1, 0], [255, 8]]]
+    half = torch.tensor([[0, 1], [0, 1]], dtype=torch.uint8)
+    assert box_downscale(half).item() == 1  # 0.5 rounds up
+    img = rand_images(1, 64)[0]
+    ours = box_downscale(torch.from_numpy(img).permute(2, 0, 1)).permute(1, 2, 0)
+    assert np.array_equal(ours.numpy(), np.asarray(Image.fromarray(img).reduce(2)))
+    # bit-identical to the integer formula: (sum of the block + half its area) // area
+    batch = torch.from_numpy(rand_images(16, 64)).permute(0, 3, 1, 2)
+    blocks = batch.reshape(16, 3, 32, 2, 32, 2).to(torch.int32).sum((3, 5))
+    assert torch.equal(box_downscale(batch), ((blocks + 2) // 4).to(torch.uint8))
+    with pytest.raises(ValueError, match="2x2 blocks"):
+        box_downscale(torch.zeros(3, 5, 4, dtype=torch.uint8))
+
+
+def numbered(n: int):
+    """Images whose single pixel is their own index, so a batch names its images."""
+    return torch.arange(n).view(n, 1, 1, 1), torch.arange(n)
+
+
+def epoch_batches(loader) -> list[list[int]]:
+    return [y.tolist() for _, y in loader]
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_ranks_together_see_the_single_process_batches(world):
+    images, labels = numbered(48)
+    single = TensorLoader(images, labels, 4 * world, shuffle=True, seed=5)
+    ranks = [
+        TensorLoader(images, labels, 4, shuffle=True, seed=5, rank=r, world_size=world)
+        for r in range(world)
+    ]
+    for _ in range(3):  # a new permutation every epoch, the same on every rank
+        want = epoch_batches(single)
+        got = [epoch_batches(loader) for loader in ranks]
+        assert len({len(g) for g in got}) == 1 and len(got[0]) == len(want)
+        for step, batch in enumerate(want):
+            together = sorted(i for g in got for i in g[step])
+            assert together == sorted(batch)  # the ranks' shares of the one batch
+    shards = [set(sum(g, [])) for g in got]
+    assert set.union(*shards) == set(range(48)) and sum(map(len, shards)) == 48
+
+
+def test_set_epoch_replays_that_epochs_shuffle():
+    images, labels = numbered(30)
+    first = TensorLoader(images, labels, 7, shuffle=True, seed=1)
+    epochs = [epoch_batches(first) for _ in range(3)]
+    assert epochs[0] != epochs[1] != epochs[2]
+    resumed = TensorLoader(images, labels, 7, shuffle=True, seed=1)
+    resumed.set_epoch(2)  # what a run resumed after epoch 2 does
+    assert epoch_batches(resumed) == epochs[2]
+    resumed.set_epoch(0)  # back to the start
+    assert epoch_batches(resumed) == epochs[0] and epoch_batches(resumed) == epochs[1]
+
+
+def test_a_split_that_the_ranks_do_not_divide():
+    images, labels = numbered(11)
+    with pytest.raises(ValueError, match="11 images do not split evenly over 2") as err:
+        TensorLoader(images, labels, 2, rank=0, world_size=2)
+    assert "--drop-remainder" in str(err.value) and "1 image(s)" in str(err.value)
+    dropped = [TensorLoader(images, labels, 2, shuffle=True, rank=r, world_size=2,
+                            remainder="drop") for r in (0, 1)]  # fmt: skip
+    for _ in range(2):
+        shards = [sum(epoch_batches(d), []) for d in dropped]
+        assert [len(s) for s in shards] == [5, 5]
+        assert len(set(shards[0]) | set(shards[1])) == 10
+    kept = [TensorLoader(images, labels, 4, rank=r, world_size=2, remainder="keep")
+            for r in (0, 1)]  # fmt: skip
+    assert [k.shard_size for k in kept] == [6, 5]  # for evaluation only
+    assert sorted(sum(epoch_batches(kept[0]) + epoch_batches(kept[1]), [])) == list(
+        range(11)
+    )
+    with pytest.raises(ValueError, match="rank < world_size"):
+        TensorLoader(images, labels, 2, rank=2, world_size=2, remainder="keep")
+
+
+def tensor_data(n: int, size: int = 28, channels: int = 1) -> TensorData:
+    images = torch.randint(0, 256, (n, channels, size, size), dtype=torch.uint8)
+    mean, std = (0.5,) * channels, (0.25,) * channels
+    return TensorData(images, torch.arange(n) % 10, list("0123456789"), "toy", "toy",
+                      "generated", mean, std)  # fmt: skip
+
+
+def test_the_batch_size_is_global_and_must_split():
+    train, test = tensor_data(40), tensor_data(9)
+    a, b = make_loaders(train, test, "cpu", batch_size=8, rank=1, world_size=2)
+    assert a.batch_size == 4 and len(a) == 5 and a.shard_size == 20
+    assert b.shard_size == 4  # the test split's 9 images: shards of 5 and 4
+    with pytest.raises(ValueError, match="batch size 9 does not split over 2") as err:
+        make_loaders(train, test, "cpu", batch_size=9, rank=0, world_size=2)
+    assert "e.g. 8 or 10" in str(err.value)
+    alone, _ = make_loaders(train, test, "cpu", batch_size=8)  # no process group
+    assert alone.batch_size == 8 and alone.world_size == 1
+
+
+def test_host_images_and_downscaling():
+    train, test = (
+        tensor_data(6, size=64, channels=3),
+        tensor_data(4, size=64, channels=3),
+    )
+    loader, _ = make_loaders(train, test, "cpu", batch_size=3, downscale=2,
+                             on_device=False)  # fmt: skip
+    assert loader.images is train.images  # not copied: a memory map stays one
+    x, _ = next(iter(loader))
+    assert x.shape == (3, 3, 32, 32) and x.dtype == torch.float32

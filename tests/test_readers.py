@@ -26,15 +26,15 @@ from fakedata import (
 )
 from PIL import Image
 
-from lenet_utils import config, readers, storage
+from lenet_utils import cache, config, readers, storage
 from lenet_utils.config import cache_dir
 from lenet_utils.readers import CIFAR10_CLASSES, load_imagefolder, load_tensors
 from lenet_utils.storage import (
     CorruptDatasetError,
     DatasetMissingError,
     MissingCodecError,
-    box_downscale,
 )
+from lenet_utils.pipeline import box_downscale
 
 REAL_ROOT = os.environ.get(
     "LENET_DATA_ROOT"
@@ -308,24 +308,6 @@ def make_tiny_official(root: Path, per_class: int = 3, n_val: int = 6) -> dict:
     return made
 
 
-def test_box_downscale_is_the_exact_rounded_block_mean():
-    rows = [[0, 1, 0, 0], [1, 1, 0, 1], [255, 255, 7, 8], [255, 254, 9, 9]]
-    x = torch.tensor([rows], dtype=torch.uint8)
-    # means: 0.75 -> 1, 0.25 -> 0 / 254.75 -> 255, 8.25 -> 8
-    assert box_downscale(x).tolist() == [[[1, 0], [255, 8]]]
-    half = torch.tensor([[0, 1], [0, 1]], dtype=torch.uint8)
-    assert box_downscale(half).item() == 1  # 0.5 rounds up
-    img = rand_images(1, 64)[0]
-    ours = box_downscale(torch.from_numpy(img).permute(2, 0, 1)).permute(1, 2, 0)
-    assert np.array_equal(ours.numpy(), np.asarray(Image.fromarray(img).reduce(2)))
-    # bit-identical to the integer formula: (sum of the block + half its area) // area
-    batch = torch.from_numpy(rand_images(16, 64)).permute(0, 3, 1, 2)
-    blocks = batch.reshape(16, 3, 32, 2, 32, 2).to(torch.int32).sum((3, 5))
-    assert torch.equal(box_downscale(batch), ((blocks + 2) // 4).to(torch.uint8))
-    with pytest.raises(ValueError, match="2x2 blocks"):
-        box_downscale(torch.zeros(3, 5, 4, dtype=torch.uint8))
-
-
 def test_tiny_official_zip_downscaled_exactly(tmp_path):
     made = make_tiny_official(tmp_path)
     d = load_tensors("tiny-imagenet", "train", tmp_path, download=False)
@@ -391,10 +373,8 @@ def test_tiny_course_zips_and_extracted_dir(tmp_path):
 def test_tiny_per_class_decodes_only_what_it_keeps(tmp_path, monkeypatch):
     make_tiny_course(tmp_path)
     calls = []
-    real = storage._decode_image
-    monkeypatch.setattr(
-        storage, "_decode_image", lambda *a: calls.append(1) or real(*a)
-    )
+    real = storage.decode_image
+    monkeypatch.setattr(storage, "decode_image", lambda *a: calls.append(1) or real(*a))
     d = load_tensors("tiny-imagenet", "train", tmp_path, per_class=2, cache=False)
     assert d.labels.tolist() == [0, 0, 1, 1, 2, 2] and len(calls) == 6
 
@@ -601,7 +581,7 @@ def test_cache_hit_invalidation_and_corrupt_cache(tmp_path, monkeypatch):
         raise AssertionError("decoded again")
 
     with monkeypatch.context() as m:  # a hit decodes nothing
-        m.setattr(storage, "_decode_image", boom)
+        m.setattr(storage, "decode_image", boom)
         again = load_tensors("cifar10", "test", tmp_path)
     assert torch.equal(again.images, first.images) and again.source == first.source
 
@@ -623,9 +603,9 @@ def test_interrupted_cache_write_leaves_nothing(tmp_path, monkeypatch):
 
     def disk_full(obj, f):
         f.write(b"half")
-        raise OSError("No space left on device")
+        raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(storage.torch, "save", disk_full)
+    monkeypatch.setattr(cache.torch, "save", disk_full)
     with pytest.warns(UserWarning, match="Could not write the cache"):
         d = load_tensors("cifar10", "test", tmp_path)
     assert len(d.labels) == 30 and not list((tmp_path / "cache").iterdir())
@@ -698,3 +678,57 @@ def test_jupyter_shows_missing_data_in_a_few_lines(tmp_path):
     assert error["ename"] == "DatasetMissingError" and len(text.splitlines()) <= 6
     assert "Traceback" not in text and "torchvision" not in text
     assert "cifar-10-batches-py/data_batch_1" in text and "LENET_DATA_ROOT" in text
+
+
+@pytest.fixture
+def imagenet32(tmp_path, monkeypatch):
+    """Ten train batches of 5 images (30 classes, cycling) and a val batch of 5, at
+    3 x 32 x 32, with 1-based labels as image-net.org ships them."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "data" / "Imagenet32_train"
+    for i in range(10):
+        x = rng.integers(0, 256, (5, 3 * 32 * 32), dtype=np.uint8)
+        y = [(5 * i + k) % 30 + 1 for k in range(5)]
+        write_imagenet_batch(folder / f"train_data_batch_{i + 1}", x, y)
+    write_imagenet_batch(tmp_path / "data" / "Imagenet32_val" / "val_data", x,
+                         list(range(1, 6)))  # fmt: skip
+    monkeypatch.setenv("LENET_DATA_ROOT", str(tmp_path / "data"))
+    monkeypatch.setenv("LENET_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path
+
+
+def test_memmap_holds_the_same_images_and_is_converted_once(imagenet32):
+    read = load_tensors("imagenet32", "train")
+    mapped = load_tensors("imagenet32", "train", mmap=True)
+    assert torch.equal(read.images, mapped.images)
+    assert torch.equal(read.labels, mapped.labels) and len(mapped) == 50
+    assert "memory-mapped" in mapped.source and mapped.classes == read.classes
+    (folder,) = (imagenet32 / "cache").glob("imagenet32-train-all__*")
+    raw = folder / "images.u8"
+    assert raw.stat().st_size == 50 * 3 * 32 * 32
+    stamp = raw.stat().st_mtime_ns
+    again = load_tensors("imagenet32", "train", mmap=True)
+    assert raw.stat().st_mtime_ns == stamp and torch.equal(again.images, read.images)
+    subset = load_tensors("imagenet32", "train", mmap=True, per_class=1)
+    assert len(subset) == 30  # the first image of each of the 30 classes
+    test = load_tensors("imagenet32", "test", mmap=True)
+    assert len(test) == 5 and test.labels.tolist() == [0, 1, 2, 3, 4]
+
+
+def test_memmap_is_rebuilt_when_the_sources_change_or_it_is_damaged(imagenet32):
+    load_tensors("imagenet32", "train", mmap=True)
+    (folder,) = (imagenet32 / "cache").glob("imagenet32-train-all__*")
+    with open(folder / "images.u8", "r+b") as f:  # a conversion cut short
+        f.truncate(100)
+    assert len(load_tensors("imagenet32", "train", mmap=True)) == 50
+    batch = imagenet32 / "data" / "Imagenet32_train" / "train_data_batch_2"
+    x = np.zeros((4, 3 * 32 * 32), np.uint8)
+    write_imagenet_batch(batch, x, [7, 7, 7, 7])
+    changed = load_tensors("imagenet32", "train", mmap=True)
+    assert len(changed) == 49 and (changed.labels[5:9] == 6).all()
+    assert len(list((imagenet32 / "cache").glob("imagenet32-train-all__*"))) == 1
+
+
+def test_memmap_is_for_imagenet_only():
+    with pytest.raises(ValueError, match="mmap=True is for imagenet32 and imagenet64"):
+        load_tensors("mnist", "train", mmap=True)
