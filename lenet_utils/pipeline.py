@@ -134,6 +134,32 @@ def random_affine(
 REMAINDERS = ("error", "drop", "keep")
 
 
+def _check_shard(
+    n: int, n_labels: int, batch_size: int, rank: int, world_size: int, remainder: str
+) -> None:
+    """Refuse, with the fix, what would make a :class:`TensorLoader` fail later."""
+    if n != n_labels:
+        raise ValueError(f"{n} images but {n_labels} labels")
+    for name, value in (("batch_size", batch_size), ("rank", rank)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be a whole number, got {value!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if remainder not in REMAINDERS:
+        raise ValueError(f"remainder must be one of {REMAINDERS}, got {remainder!r}")
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"need 0 <= rank < world_size, got {rank} and {world_size}")
+    if remainder == "error" and n % world_size:
+        raise ValueError(
+            f"{n:,} images do not split evenly over {world_size} processes, and "
+            "in training every process must take as many batches as the others "
+            "(or one would wait for ever for the rest): leave out the remainder "
+            f"(remainder='drop'; --drop-remainder on the command line leaves out "
+            f"{n % world_size} image(s) per epoch, different ones each epoch), or "
+            f"use a number of processes that divides {n:,}"
+        )
+
+
 class TensorLoader:
     """Mini-batches ``(x, y)`` sliced from tensors already on a device (no workers, no
     copies): shuffled with ``torch.randperm`` on that device each epoch, and passed through
@@ -159,7 +185,6 @@ class TensorLoader:
         batch_size: int,
         *,
         shuffle: bool = False,
-        drop_last: bool = False,
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
         seed: int = 0,
         rank: int = 0,
@@ -167,33 +192,13 @@ class TensorLoader:
         remainder: str = "error",
         device: torch.device | str | None = None,
     ) -> None:
-        if len(images) != len(labels):
-            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        _check_shard(len(images), len(labels), batch_size, rank, world_size, remainder)
         if images.device != labels.device:
             raise ValueError(f"images on {images.device} but labels on {labels.device}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        if remainder not in REMAINDERS:
-            raise ValueError(
-                f"remainder must be one of {REMAINDERS}, got {remainder!r}"
-            )
-        if world_size < 1 or not 0 <= rank < world_size:
-            raise ValueError(
-                f"need 0 <= rank < world_size, got {rank} and {world_size}"
-            )
-        n = len(labels)
-        if remainder == "error" and n % world_size:
-            raise ValueError(
-                f"{n:,} images do not split evenly over {world_size} processes, and "
-                "in training every process must take as many batches as the others "
-                "(or one would wait for ever for the rest): leave out the remainder "
-                f"(remainder='drop'; --drop-remainder on the command line leaves out "
-                f"{n % world_size} image(s) per epoch, different ones each epoch), or "
-                f"use a number of processes that divides {n:,}"
-            )
         self.images, self.labels, self.batch_size = images, labels, batch_size
-        self.shuffle, self.drop_last, self.transform = shuffle, drop_last, transform
+        self.shuffle, self.transform = shuffle, transform
         self.rank, self.world_size, self.seed = rank, world_size, seed
+        n = len(labels)
         self.used = n - n % world_size if remainder == "drop" else n
         self.device = None if device is None else torch.device(device)
         self.generator = torch.Generator(device=images.device)
@@ -206,8 +211,7 @@ class TensorLoader:
         return len(range(self.rank, self.used, self.world_size))
 
     def __len__(self) -> int:
-        n = self.shard_size
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        return -(-self.shard_size // self.batch_size)
 
     def set_epoch(self, epoch: int) -> None:
         """Make the next pass use epoch ``epoch``'s permutation (counting from 0), the one
@@ -248,6 +252,18 @@ class TensorLoader:
             yield (self.transform(x) if self.transform is not None else x), y
 
 
+def _per_process(batch_size: int, world: int) -> int:
+    """Each process's share of the global ``batch_size``; it must divide evenly."""
+    if batch_size % world:
+        below = batch_size - batch_size % world
+        raise ValueError(
+            f"batch size {batch_size} does not split over {world} processes: it is the "
+            f"global batch, {batch_size} / {world} images per process and step; use a "
+            f"multiple of {world}, e.g. {below or world} or {below + world}"
+        )
+    return batch_size // world
+
+
 def make_loaders(
     train: TensorData,
     test: TensorData,
@@ -281,25 +297,17 @@ def make_loaders(
     """
     rank = distributed.rank() if rank is None else rank
     world = distributed.world_size() if world_size is None else world_size
-    if batch_size % world:
-        below = batch_size - batch_size % world
-        raise ValueError(
-            f"batch size {batch_size} does not split over {world} processes: it is the "
-            f"global batch, {batch_size} / {world} images per process and step; use a "
-            f"multiple of {world}, e.g. {below or world} or {below + world}"
-        )
+    per_process = _per_process(batch_size, world)
     mean, std = train.mean, train.std
 
     def train_tf(x: torch.Tensor) -> torch.Tensor:
-        if downscale > 1:
-            x = box_downscale(x, downscale)
+        x = box_downscale(x, downscale) if downscale > 1 else x
         if padding or flip:  # on the uint8 images, so zero padding is black
             x = random_crop_flip(x, padding, flip, mode=mode)
         return normalize(x, mean, std)
 
     def test_tf(x: torch.Tensor) -> torch.Tensor:
-        if downscale > 1:
-            x = box_downscale(x, downscale)
+        x = box_downscale(x, downscale) if downscale > 1 else x
         return normalize(x, mean, std)
 
     splits = [(train.images, train.labels), (test.images, test.labels)]
@@ -308,7 +316,7 @@ def make_loaders(
     shard = dict(rank=rank, world_size=world, device=None if on_device else device)
     remainder = "drop" if drop_remainder else "error"
     return (
-        TensorLoader(*splits[0], batch_size // world, shuffle=True, transform=train_tf,
+        TensorLoader(*splits[0], per_process, shuffle=True, transform=train_tf,
                      seed=seed, remainder=remainder, **shard),
         TensorLoader(*splits[1], eval_batch_size, transform=test_tf, remainder="keep",
                      **shard),

@@ -76,8 +76,6 @@ def test_tensor_loader():
     plain = TensorLoader(images, labels, 4)
     assert len(plain) == 3 and [len(y) for _, y in plain] == [4, 4, 2]
     assert torch.cat([y for _, y in plain]).tolist() == list(range(10))
-    dropped = TensorLoader(images, labels, 4, drop_last=True)
-    assert len(dropped) == 2 and [len(y) for _, y in dropped] == [4, 4]
 
     loader = TensorLoader(
         images, labels, 3, shuffle=True, seed=7, transform=lambda x: x * 10
@@ -250,3 +248,19 @@ def test_host_images_and_downscaling():
     assert loader.images is train.images  # not copied: a memory map stays one
     x, _ = next(iter(loader))
     assert x.shape == (3, 3, 32, 32) and x.dtype == torch.float32
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"batch_size": 2.5}, TypeError, "batch_size must be a whole number, got 2.5"),
+        ({"batch_size": "8"}, TypeError, "batch_size must be a whole number"),
+        ({"batch_size": 0}, ValueError, "batch_size must be at least 1"),
+        ({"batch_size": 2, "rank": 1.0}, TypeError, "rank must be a whole number"),
+        ({"batch_size": 2, "remainder": "skip"}, ValueError, "remainder must be one"),
+    ],
+)
+def test_bad_loader_settings_are_one_clear_line(kwargs, error, message):
+    images, labels = numbered(6)
+    with pytest.raises(error, match=message):
+        TensorLoader(images, labels, **kwargs)
