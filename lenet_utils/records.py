@@ -1,15 +1,15 @@
 """Results records: one JSON file per full run, one schema, one writer.
 
 Every full training run and every benchmark writes one record under
-:func:`lenet_utils.config.results_dir` with :func:`record_result`. The book's results page
-renders them with the columns defined here, so the page and the records cannot disagree.
+:func:`lenet_utils.config.results_dir` with :func:`record_result`, the one writer, in the
+one schema (:data:`FIELDS`). The book's results page (``book/_ext/results_table.py``)
+renders them.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -21,14 +21,10 @@ from .config import results_dir
 from .files import atomic_write
 
 __all__ = [
-    "BENCH_COLUMNS",
     "CHAPTERS",
-    "COLUMNS",
-    "EXERCISE_COLUMNS",
     "FIELDS",
     "KINDS",
     "git_commit",
-    "read_records",
     "record_name",
     "record_result",
     "slug",
@@ -66,49 +62,6 @@ FIELDS: tuple[str, ...] = (
     "torch",  # torch version
     "commit",  # the course checkout's commit
     "date",
-)
-
-#: The results page's columns for training runs: (field, column title).
-COLUMNS: tuple[tuple[str, str], ...] = (
-    ("chapter", "chapter"),
-    ("dataset", "dataset"),
-    ("model", "model"),
-    ("params", "parameters"),
-    ("epochs", "epochs"),
-    ("top1", "top-1 %"),
-    ("top5", "top-5 %"),
-    ("target", "target"),
-    ("met", "met"),
-    ("train_seconds", "train s"),
-    ("device", "device"),
-    ("provenance", "run (torch, commit, date)"),
-)
-
-#: The results page's columns for the runs behind the exercises' solutions.
-EXERCISE_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("chapter", "chapter"),
-    ("exercise", "exercise"),
-    ("dataset", "dataset"),
-    ("model", "setting"),
-    ("epochs", "epochs"),
-    ("train_top1", "train top-1 %"),
-    ("top1", "test top-1 %"),
-    ("train_seconds", "train s"),
-    ("device", "device"),
-    ("provenance", "run (torch, commit, date)"),
-)
-
-#: The results page's columns for each rung of a benchmark record.
-BENCH_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("rung", "rung"),
-    ("batch_size", "batch"),
-    ("precision", "precision"),
-    ("images_per_s", "images/s"),
-    ("epoch_s", "s/epoch"),
-    ("time_to_99_s", "s to 99%"),
-    ("compile_s", "warm-up s"),
-    ("peak_mem_mb", "peak MB"),
-    ("top1", "top-1 %"),
 )
 
 
@@ -215,16 +168,3 @@ def record_name(
     number = CHAPTERS.index(chapter) + 1
     variant = [f"{key}-{value}" for key, value in sorted((differs or {}).items())]
     return f"{number:02d}--{slug(dataset, model, torch.device(device).type, *variant)}.json"
-
-
-def read_records(folder: str | os.PathLike | None = None) -> list[dict]:
-    """Every record in ``folder`` (default: the results folder), in chapter order."""
-    folder = Path(folder) if folder is not None else results_dir()
-    records = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
-
-    def order(r: dict) -> tuple:
-        chapter = r.get("chapter")
-        index = CHAPTERS.index(chapter) if chapter in CHAPTERS else len(CHAPTERS)
-        return (index, r.get("dataset", ""), r.get("model", ""), r.get("device", ""))
-
-    return sorted(records, key=order)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lenet_utils import records
-from lenet_utils.records import FIELDS, read_records, record_result, slug
+from lenet_utils.records import FIELDS, record_result, slug
 
 RUN = dict(
     chapter="MNIST",
@@ -101,16 +101,6 @@ def test_a_variant_never_takes_the_recipes_name(results):
         "04--mnist--modern-lenet-5-batch-norm-v2--cpu--epochs-1--per-class-20.json"
     )
     assert json.loads(variant.read_text())["differs"] == {"epochs": 1, "per_class": 20}
-
-
-def test_records_are_read_in_chapter_order(results):
-    for chapter in ("Downscaled ImageNet", "MNIST", "The 1998 LeNet-5, faithfully"):
-        record_result(**{**RUN, "chapter": chapter})
-    assert [r["chapter"] for r in read_records(results)] == [
-        "MNIST",
-        "The 1998 LeNet-5, faithfully",
-        "Downscaled ImageNet",
-    ]
 
 
 def test_the_course_records_follow_the_schema():

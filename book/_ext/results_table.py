@@ -1,25 +1,76 @@
 """Sphinx directive ``results-table``: renders every JSON record in ``results/`` as one table.
 
 The records are written by ``lenet_utils.records.record_result`` (training runs and, with
-``kind: "bench"``, the benchmark); the columns are defined there too. The page is rebuilt from them on every book build, so it cannot
-drift from what the runs recorded.
+``kind: "bench"``, the benchmark), in its schema; the page's columns are defined here. The
+page is rebuilt from them on every book build, so it cannot drift from what the runs
+recorded.
 """
 
 from __future__ import annotations
+
+import json
 
 from pathlib import Path
 
 from docutils import nodes
 from sphinx.util.docutils import SphinxDirective
 
-from lenet_utils.records import (
-    BENCH_COLUMNS,
-    CHAPTERS,
-    COLUMNS,
-    EXERCISE_COLUMNS,
-    KINDS,
-    read_records,
+from lenet_utils.records import CHAPTERS, KINDS
+
+#: The results page's columns for training runs: (field, column title).
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("chapter", "chapter"),
+    ("dataset", "dataset"),
+    ("model", "model"),
+    ("params", "parameters"),
+    ("epochs", "epochs"),
+    ("top1", "top-1 %"),
+    ("top5", "top-5 %"),
+    ("target", "target"),
+    ("met", "met"),
+    ("train_seconds", "train s"),
+    ("device", "device"),
+    ("provenance", "run (torch, commit, date)"),
 )
+
+#: The results page's columns for the runs behind the exercises' solutions.
+EXERCISE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("chapter", "chapter"),
+    ("exercise", "exercise"),
+    ("dataset", "dataset"),
+    ("model", "setting"),
+    ("epochs", "epochs"),
+    ("train_top1", "train top-1 %"),
+    ("top1", "test top-1 %"),
+    ("train_seconds", "train s"),
+    ("device", "device"),
+    ("provenance", "run (torch, commit, date)"),
+)
+
+#: The results page's columns for each rung of a benchmark record.
+BENCH_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("rung", "rung"),
+    ("batch_size", "batch"),
+    ("precision", "precision"),
+    ("images_per_s", "images/s"),
+    ("epoch_s", "s/epoch"),
+    ("time_to_99_s", "s to 99%"),
+    ("compile_s", "warm-up s"),
+    ("peak_mem_mb", "peak MB"),
+    ("top1", "top-1 %"),
+)
+
+
+def read_records(folder: Path) -> list[dict]:
+    """Every record in ``folder``, in chapter order."""
+    records = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+
+    def order(r: dict) -> tuple:
+        chapter = r.get("chapter")
+        index = CHAPTERS.index(chapter) if chapter in CHAPTERS else len(CHAPTERS)
+        return (index, r.get("dataset", ""), r.get("model", ""), r.get("device", ""))
+
+    return sorted(records, key=order)
 
 
 def _value(key: str, record: dict):

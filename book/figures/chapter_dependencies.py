@@ -3,6 +3,7 @@
 Run from the repository root after changing the chapters: python book/figures/chapter_dependencies.py
 """
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -10,17 +11,24 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-# (number, title, column, row, needs a GPU for its full run to be quick)
+from lenet_utils.records import CHAPTERS as NAMES
+
+# Where each chapter's box goes: (column, row, needs a GPU for its full run to be quick),
+# in the book's order; the names come from lenet_utils.records.CHAPTERS.
+PLACES = [
+    (0, 0, False),
+    (1, 1, False),
+    (2, 0, False),
+    (3, 0, False),
+    (4, 1, False),
+    (4, -1, False),
+    (5, -1, False),
+    (4, 0, True),
+    (5, 0, True),
+]
 CHAPTERS = [
-    ("01", "The paper's\narithmetic", 0, 0, False),
-    ("02", "Building blocks\nby hand", 1, 1, False),
-    ("03", "LeNet-5 in\nPyTorch", 2, 0, False),
-    ("04", "Training on\nMNIST", 3, 0, False),
-    ("05", "The 1998 LeNet-5,\nfaithfully", 4, 1, False),
-    ("06", "Training on\nCIFAR-10", 4, -1, False),
-    ("07", "Downscaled\nImageNet", 5, -1, False),
-    ("08", "Fast training\non the GPU", 4, 0, True),
-    ("09", "Beyond\none GPU", 5, 0, True),
+    (f"{i:02d}", textwrap.fill(name, 17), *place)
+    for i, (name, place) in enumerate(zip(NAMES, PLACES, strict=True), start=1)
 ]
 # (from, to, required?) required = solid arrow; helpful = dashed
 EDGES = [

@@ -1,0 +1,44 @@
+"""The results page's table (book/_ext/results_table.py): records read in chapter order."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from lenet_utils.records import record_result
+
+pytest.importorskip(
+    "sphinx", reason="the book's extensions need Sphinx: pip install -e '.[dev]'"
+)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "book" / "_ext"))
+from results_table import read_records  # noqa: E402
+
+RUN = dict(
+    chapter="MNIST",
+    dataset="MNIST",
+    model="modern LeNet-5",
+    params=61706,
+    epochs=3,
+    top1=99.1,
+    top5=None,
+    train_seconds=12.3,
+    device=torch.device("cpu"),
+)
+
+
+@pytest.fixture
+def results(tmp_path, monkeypatch):
+    monkeypatch.setenv("LENET_RESULTS_DIR", str(tmp_path))
+    monkeypatch.setenv("LENET_BUDGET", "full")
+    return tmp_path
+
+
+def test_records_are_read_in_chapter_order(results):
+    for chapter in ("Downscaled ImageNet", "MNIST", "The 1998 LeNet-5, faithfully"):
+        record_result(**{**RUN, "chapter": chapter})
+    assert [r["chapter"] for r in read_records(results)] == [
+        "MNIST",
+        "The 1998 LeNet-5, faithfully",
+        "Downscaled ImageNet",
+    ]
