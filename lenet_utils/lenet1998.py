@@ -16,7 +16,6 @@ from torch import nn
 from .models import C3_TABLE
 
 __all__ = [
-    "DIGIT_BITMAPS",
     "EuclideanRBF",
     "LeNet1998",
     "ScaledTanh",
@@ -28,150 +27,27 @@ __all__ = [
 ]
 
 
-#: 7x12 bitmaps (7 wide, 12 tall) of the ten digits: the fixed parameter vectors of the RBF
-#: output units (``X`` = +1, ``.`` = -1). Drawn in the style of the paper's Fig. 3, which
-#: shows such stylised characters; the exact pixels of that figure are not reproduced.
-DIGIT_BITMAPS: tuple[tuple[str, ...], ...] = (
-    (
-        ".......",
-        "..XXX..",
-        ".X...X.",
-        "X.....X",
-        "X.....X",
-        "X.....X",
-        "X.....X",
-        "X.....X",
-        "X.....X",
-        ".X...X.",
-        "..XXX..",
-        ".......",
-    ),
-    (
-        ".......",
-        "...X...",
-        "..XX...",
-        ".X.X...",
-        "...X...",
-        "...X...",
-        "...X...",
-        "...X...",
-        "...X...",
-        "...X...",
-        ".XXXXX.",
-        ".......",
-    ),
-    (
-        ".......",
-        "..XXX..",
-        ".X...X.",
-        "X.....X",
-        "......X",
-        ".....X.",
-        "....X..",
-        "...X...",
-        "..X....",
-        ".X.....",
-        "XXXXXXX",
-        ".......",
-    ),
-    (
-        ".......",
-        ".XXXXX.",
-        "X.....X",
-        "......X",
-        "......X",
-        "..XXXX.",
-        "......X",
-        "......X",
-        "......X",
-        "X.....X",
-        ".XXXXX.",
-        ".......",
-    ),
-    (
-        ".......",
-        "....XX.",
-        "...X.X.",
-        "..X..X.",
-        ".X...X.",
-        "X....X.",
-        "XXXXXXX",
-        ".....X.",
-        ".....X.",
-        ".....X.",
-        ".....X.",
-        ".......",
-    ),
-    (
-        ".......",
-        "XXXXXXX",
-        "X......",
-        "X......",
-        "XXXXXX.",
-        "......X",
-        "......X",
-        "......X",
-        "......X",
-        "X.....X",
-        ".XXXXX.",
-        ".......",
-    ),
-    (
-        ".......",
-        "..XXXX.",
-        ".X.....",
-        "X......",
-        "X......",
-        "XXXXXX.",
-        "X.....X",
-        "X.....X",
-        "X.....X",
-        "X.....X",
-        ".XXXXX.",
-        ".......",
-    ),
-    (
-        ".......",
-        "XXXXXXX",
-        "......X",
-        ".....X.",
-        "....X..",
-        "...X...",
-        "...X...",
-        "..X....",
-        "..X....",
-        "..X....",
-        "..X....",
-        ".......",
-    ),
-    (
-        ".......",
-        ".XXXXX.",
-        "X.....X",
-        "X.....X",
-        "X.....X",
-        ".XXXXX.",
-        "X.....X",
-        "X.....X",
-        "X.....X",
-        "X.....X",
-        ".XXXXX.",
-        ".......",
-    ),
-    (
-        ".......",
-        ".XXXXX.",
-        "X.....X",
-        "X.....X",
-        "X.....X",
-        "X.....X",
-        ".XXXXXX",
-        "......X",
-        "......X",
-        ".....X.",
-        ".XXXX..",
-        ".......",
-    ),
+#: The ten digits, 0 to 9 side by side, as 7x12 bitmaps (7 wide, 12 tall): the fixed
+#: parameter vectors of the RBF output units (``X`` = +1, ``.`` = -1). Drawn in the style of
+#: the paper's Fig. 3, which shows such stylised characters; the exact pixels of that figure
+#: are not reproduced.
+DIGITS = """
+....... ....... ....... ....... ....... ....... ....... ....... ....... .......
+..XXX.. ...X... ..XXX.. .XXXXX. ....XX. XXXXXXX ..XXXX. XXXXXXX .XXXXX. .XXXXX.
+.X...X. ..XX... .X...X. X.....X ...X.X. X...... .X..... ......X X.....X X.....X
+X.....X .X.X... X.....X ......X ..X..X. X...... X...... .....X. X.....X X.....X
+X.....X ...X... ......X ......X .X...X. XXXXXX. X...... ....X.. X.....X X.....X
+X.....X ...X... .....X. ..XXXX. X....X. ......X XXXXXX. ...X... .XXXXX. X.....X
+X.....X ...X... ....X.. ......X XXXXXXX ......X X.....X ...X... X.....X .XXXXXX
+X.....X ...X... ...X... ......X .....X. ......X X.....X ..X.... X.....X ......X
+X.....X ...X... ..X.... ......X .....X. ......X X.....X ..X.... X.....X ......X
+.X...X. ...X... .X..... X.....X .....X. X.....X X.....X ..X.... X.....X .....X.
+..XXX.. .XXXXX. XXXXXXX .XXXXX. .....X. .XXXXX. .XXXXX. ..X.... .XXXXX. .XXXX..
+....... ....... ....... ....... ....... ....... ....... ....... ....... .......
+"""
+#: One bitmap per digit: its 12 rows of 7 characters.
+DIGIT_BITMAPS: tuple[tuple[str, ...], ...] = tuple(
+    zip(*(line.split() for line in DIGITS.strip().splitlines()))
 )
 
 

@@ -162,12 +162,33 @@ def test_map_loss_is_cross_entropy_with_a_rubbish_class():
 
 
 def test_initialisation_follows_fan_in_rule():
+    """Every weight and bias uniform in +-2.4 / fan-in: within the bound, and filling it
+    (an all-zero or too narrow initialisation fails), for every layer and every C3 map."""
+    torch.manual_seed(0)
     model = LeNet1998()
-    assert model.features.C1.weight.abs().max() <= 2.4 / 25
-    assert model.features.C5.weight.abs().max() <= 2.4 / 400
-    c3 = model.features.C3
-    first_map = c3.weight[: len(C3_TABLE[0])]  # map 0 reads 3 maps: fan-in 75
-    assert first_map.abs().max() <= 2.4 / 75
+    f = model.features
+
+    def fills(values: torch.Tensor, fan_in: int, what: str) -> None:
+        bound = 2.4 / fan_in
+        top = values.abs().max().item()
+        assert 0.5 * bound <= top <= bound, (
+            f"{what}: max |w| {top:.4g}, bound {bound:.4g}"
+        )
+
+    for name, layer, fan_in in (
+        ("C1", f.C1, 25),
+        ("C5", f.C5, 400),
+        ("F6", model.classifier.F6, 120),
+    ):
+        fills(layer.weight, fan_in, f"{name}.weight")
+        fills(layer.bias, fan_in, f"{name}.bias")
+    for name, layer in (("S2", f.S2), ("S4", f.S4)):
+        fills(torch.cat([layer.coefficient, layer.bias]), 4, name)
+    c3 = f.C3
+    for j, inputs in enumerate(C3_TABLE):  # map j reads len(inputs) maps: 25 each
+        fills(c3.weight[c3.out_index == j], 25 * len(inputs), f"C3 map {j}")
+    biases = torch.tensor([2.4 / (25 * len(t)) for t in C3_TABLE])
+    assert (c3.bias.abs() <= biases).all() and c3.bias.abs().max() > 0
 
 
 def test_wrong_input_is_explained():
