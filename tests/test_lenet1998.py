@@ -183,7 +183,8 @@ def test_initialisation_follows_fan_in_rule():
         fills(layer.weight, fan_in, f"{name}.weight")
         fills(layer.bias, fan_in, f"{name}.bias")
     for name, layer in (("S2", f.S2), ("S4", f.S4)):
-        fills(torch.cat([layer.coefficient, layer.bias]), 4, name)
+        fills(layer.coefficient, 4, f"{name}.coefficient")
+        fills(layer.bias, 4, f"{name}.bias")
     c3 = f.C3
     for j, inputs in enumerate(C3_TABLE):  # map j reads len(inputs) maps: 25 each
         fills(c3.weight[c3.out_index == j], 25 * len(inputs), f"C3 map {j}")
