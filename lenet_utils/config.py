@@ -35,12 +35,8 @@ __all__ = [
     "BUDGETS",
     "BUDGET_ENV",
     "DEVICES",
-    "CACHE_DIR_ENV",
-    "CHECKPOINT_DIR_ENV",
     "DATA_ROOT_ENV",
-    "PROGRESS_ENV",
     "REPLACE_ENV",
-    "RESULTS_DIR_ENV",
     "budget",
     "cache_dir",
     "checkpoint_dir",
@@ -48,7 +44,6 @@ __all__ = [
     "describe_path",
     "device_name",
     "get_device",
-    "hardware_line",
     "is_smoke",
     "progress_bars",
     "replace_records",
@@ -56,7 +51,6 @@ __all__ = [
     "seed_everything",
     "setup",
     "sync",
-    "versions_line",
 ]
 
 DATA_ROOT_ENV = "LENET_DATA_ROOT"

@@ -12,10 +12,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import pickle
 import zlib
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable
 
 import numpy as np
 import torch
@@ -29,26 +28,20 @@ from .storage import (
     IMAGE_EXTENSIONS,
     Files,
     TensorData,
-    dataset_corrupt,
-    dataset_missing,
+    corrupt,
+    missing,
     decode_all,
     decode_folder,
     download_file,
     download_torchvision,
     first_indices,
+    iter_batches,
     keep_first,
+    read_batches,
     stamp,
 )
 
-__all__ = [
-    "CIFAR10_CLASSES",
-    "DATASETS",
-    "STATS",
-    "load_imagefolder",
-    "load_tensors",
-    "read_idx",
-    "torchvision_mnist",
-]
+__all__ = ["DATASETS", "load_imagefolder", "load_tensors", "torchvision_mnist"]
 
 DATASETS = ("mnist", "cifar10", "tiny-imagenet", "imagenet32", "imagenet64")
 SPLITS = ("train", "test")
@@ -83,20 +76,16 @@ def read_idx(path: Path) -> np.ndarray:
         raw = path.read_bytes()
         raw = gzip.decompress(raw) if path.suffix == ".gz" else raw
     except (OSError, EOFError, zlib.error) as err:
-        raise dataset_corrupt(path, f"cannot read it: {err}") from err
+        raise corrupt(path, f"cannot read it: {err}") from err
     if len(raw) < 4 or raw[:3] != b"\x00\x00\x08":
         magic = raw[:4].hex() or "missing"
-        raise dataset_corrupt(
-            path, f"not an IDX file of unsigned bytes (magic number {magic})"
-        )
+        raise corrupt(path, f"not an IDX file of unsigned bytes (magic number {magic})")
     ndim = raw[3]
     header = 4 + 4 * ndim
     dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     expected = header + int(np.prod(dims))
     if len(raw) != expected:
-        raise dataset_corrupt(
-            path, f"{len(raw):,} bytes where shape {dims} needs {expected:,}"
-        )
+        raise corrupt(path, f"{len(raw):,} bytes where shape {dims} needs {expected:,}")
     return np.frombuffer(bytearray(raw), dtype=np.uint8, offset=header).reshape(dims)
 
 
@@ -114,9 +103,7 @@ def _mnist_files(root: Path, split: str, download: bool) -> tuple[Path, Path]:
 
     if None in find():
         if not download:
-            raise dataset_missing(
-                "MNIST", raw, wanted, "call with download=True when online"
-            )
+            raise missing("MNIST", raw, wanted, "call with download=True when online")
         made = [root, root / "MNIST", raw]
         made += [raw / f"{s}-{k}" for s in ("train", "t10k") for k in (
             "images-idx3-ubyte", "labels-idx1-ubyte")]  # fmt: skip
@@ -127,9 +114,7 @@ def _mnist_files(root: Path, split: str, download: bool) -> tuple[Path, Path]:
         )  # fmt: skip
     found = find()
     if None in found:
-        raise dataset_missing(
-            "MNIST", raw, wanted, "download the four IDX files by hand"
-        )
+        raise missing("MNIST", raw, wanted, "download the four IDX files by hand")
     return found[0], found[1]
 
 
@@ -144,7 +129,7 @@ def _load_mnist(
         or len(images) != len(labels)
         or labels.max(initial=0) > 9
     ):
-        raise dataset_corrupt(
+        raise corrupt(
             images_path,
             f"images {images.shape} and labels {labels.shape} in {labels_path.name} "
             "are not MNIST",
@@ -180,58 +165,6 @@ def torchvision_mnist(
 # ---- CIFAR-10 and Imagenet32/64: pickled batches of flat uint8 rows ----
 
 
-def _unpickle(path: Path) -> dict:
-    try:
-        if path.suffix == ".npz":
-            with np.load(path) as npz:
-                return dict(npz)
-        with open(path, "rb") as f:
-            return pickle.load(f, encoding="latin1")
-    except MemoryError:
-        raise
-    except Exception as err:  # UnpicklingError, EOFError, ValueError: all a bad file
-        detail = f"it does not load as a pickle/npz: {type(err).__name__}: {err}"
-        raise dataset_corrupt(path, detail) from err
-
-
-def _read_batches(*args) -> tuple[torch.Tensor, torch.Tensor]:
-    """The batches of :func:`_iter_batches` (same arguments), in one pair of tensors."""
-    images, labels = zip(*_iter_batches(*args))
-    return torch.cat(images), torch.cat(labels)
-
-
-def _iter_batches(
-    paths: Sequence[Path],
-    shape: tuple[int, ...],
-    n_classes: int,
-    first_label: int,
-    per_class: int | None,
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """(images, labels) of one pickled batch after another; with ``per_class``, stop
-    reading once every class is full."""
-    counts = np.zeros(n_classes, dtype=np.int64)
-    for path in paths:
-        batch = _unpickle(path)
-        try:
-            x = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, *shape)
-            y = np.asarray(batch["labels"], dtype=np.int64) - first_label
-        except (KeyError, ValueError, TypeError) as err:
-            raise dataset_corrupt(
-                path, f"not a batch of {shape} images: {err}"
-            ) from err
-        if len(x) != len(y) or y.min(initial=0) < 0 or y.max(initial=0) >= n_classes:
-            raise dataset_corrupt(
-                path, f"{len(x)} images, {len(y)} labels, not all in 0..{n_classes - 1}"
-            )
-        if per_class is not None:
-            keep = first_indices(y, per_class - counts)
-            x, y = x[keep], y[keep]
-            counts += np.bincount(y, minlength=n_classes)
-        yield torch.from_numpy(x), torch.from_numpy(y)
-        if per_class is not None and counts.min() >= per_class:
-            break
-
-
 def _load_cifar10(
     root: Path, split: str, per_class: int | None, download: bool, cache: bool
 ) -> TensorData:
@@ -247,9 +180,7 @@ def _load_cifar10(
             with Files([jpeg_zip]) as files:
                 images, labels, classes = decode_folder(files, None, per_class)
             if tuple(classes) != CIFAR10_CLASSES:
-                raise dataset_corrupt(
-                    jpeg_zip, f"class folders {classes} are not CIFAR-10's"
-                )
+                raise corrupt(jpeg_zip, f"class folders {classes} are not CIFAR-10's")
             return TensorData(
                 images, labels, classes, "cifar10", "CIFAR-10 (JPEG copy)",
                 describe_path(jpeg_zip), *STATS["cifar10"],
@@ -259,7 +190,7 @@ def _load_cifar10(
         return cached(f"cifar10-jpg-{split}-{per_class or 'all'}", key, build, cache)
     if not have_pickles:
         if not download:
-            raise dataset_missing(
+            raise missing(
                 "CIFAR-10", root, looked_for, "call with download=True when online"
             )
         download_torchvision(
@@ -268,7 +199,7 @@ def _load_cifar10(
             [root, root / "cifar-10-python.tar.gz", folder],
         )  # fmt: skip
     paths = [folder / b for b in batches]
-    images, labels = _read_batches(paths, (3, 32, 32), 10, 0, per_class)
+    images, labels = read_batches(paths, (3, 32, 32), 10, 0, per_class)
     return TensorData(
         images, labels, list(CIFAR10_CLASSES), "cifar10", "CIFAR-10",
         describe_path(folder), *STATS["cifar10"],
@@ -288,7 +219,7 @@ def _imagenet_sources(res: int, root: Path, split: str) -> tuple[list[Path], lis
         found = next((p for p in candidates if p.is_file()), None)
         if found is None:
             looked = [name, *(f"{d.name}/" for d in folders[:-1])]
-            raise dataset_missing(
+            raise missing(
                 f"Imagenet{res}", root, looked,
                 f"it needs an image-net.org login, so it is never downloaded for you: "
                 f"sign in at {IMAGENET_URL}, get the downsampled Imagenet{res}x{res} train "
@@ -317,11 +248,11 @@ def _load_imagenet(
         images, labels = cached_memmap(
             f"imagenet{res}-{split}-{per_class or 'all'}",
             key,
-            lambda: _iter_batches(paths, shape, 1000, 1, per_class),
+            lambda: iter_batches(paths, shape, 1000, 1, per_class),
         )
         where += ", memory-mapped from the cache"
     else:
-        images, labels = _read_batches(paths, shape, 1000, 1, per_class)
+        images, labels = read_batches(paths, shape, 1000, 1, per_class)
     return TensorData(
         images, labels, classes, f"imagenet{res}", f"Imagenet{res}", where,
         *STATS[f"imagenet{res}"],
@@ -354,9 +285,7 @@ def _tiny_entries(files: Files, top: str, split: str) -> tuple[list, list[str], 
         if wnid is not None:
             if wnid not in label:
                 where = files.where[name][0]
-                raise dataset_corrupt(
-                    where, f"{name} belongs to {wnid}, not in wnids.txt"
-                )
+                raise corrupt(where, f"{name} belongs to {wnid}, not in wnids.txt")
             entries.append((name, label[wnid]))
     classes = [words.get(w, w).split(",")[0].strip() for w in wnids]
     return entries, classes, official
@@ -378,7 +307,7 @@ def _load_tiny(
     paths = next((c for c in candidates if all(p.exists() for p in c)), None)
     if paths is None:
         if not download:
-            raise dataset_missing(
+            raise missing(
                 "Tiny ImageNet", root, looked_for,
                 f"call with download=True, or download {TINY_IMAGENET_URL} by hand and "
                 f"save it as {official}",
@@ -394,7 +323,7 @@ def _load_tiny(
         with Files(paths) as files:
             entries, classes, official_images = _tiny_entries(files, top, split)
             if not entries:
-                raise dataset_missing(
+                raise missing(
                     "Tiny ImageNet", root, [f"{top}/{split}/"],
                     f"{files.label} holds no {split} images; download it again",
                 )  # fmt: skip
@@ -492,7 +421,7 @@ def load_imagefolder(
     _check_per_class(per_class)
     path = Path(path).expanduser().resolve()
     if not path.exists():
-        raise dataset_missing(
+        raise missing(
             "The image folder", path.parent, [path.name],
             f"{path} does not exist: give the path of an ImageFolder directory "
             "(<root>/<class>/<image>) or of a .zip holding one",

@@ -22,12 +22,8 @@ from .files import atomic_write
 
 __all__ = [
     "CHAPTERS",
-    "FIELDS",
     "KINDS",
-    "git_commit",
-    "record_name",
     "record_result",
-    "slug",
 ]
 
 #: The chapters that record runs, in the book's order (their names in the course plan).

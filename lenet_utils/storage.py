@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import pickle
 import posixpath
 import re
 import shutil
@@ -20,7 +21,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -31,19 +32,18 @@ from .config import DATA_ROOT_ENV
 
 __all__ = [
     "IMAGE_EXTENSIONS",
-    "CorruptDatasetError",
-    "DatasetMissingError",
     "Files",
-    "MissingCodecError",
     "TensorData",
-    "dataset_corrupt",
-    "dataset_missing",
+    "corrupt",
+    "missing",
     "decode_all",
     "decode_folder",
     "download_file",
     "download_torchvision",
     "first_indices",
+    "iter_batches",
     "keep_first",
+    "read_batches",
     "stamp",
 ]
 
@@ -70,7 +70,7 @@ class MissingCodecError(_ShortError, RuntimeError):
     """This Pillow installation cannot decode the dataset's image format."""
 
 
-def dataset_missing(
+def missing(
     name: str, where: Path, files: Sequence[str], how: str
 ) -> DatasetMissingError:
     return DatasetMissingError(
@@ -79,7 +79,7 @@ def dataset_missing(
     )
 
 
-def dataset_corrupt(path: Path, detail: str) -> CorruptDatasetError:
+def corrupt(path: Path, detail: str) -> CorruptDatasetError:
     return CorruptDatasetError(
         f"{path} is corrupt or truncated ({detail}); delete it and download or copy it again"
     )
@@ -136,9 +136,7 @@ class Files:
                 zf = zipfile.ZipFile(path)
             except (zipfile.BadZipFile, OSError, EOFError) as err:
                 self.close()
-                raise dataset_corrupt(
-                    path, f"not a readable zip archive: {err}"
-                ) from err
+                raise corrupt(path, f"not a readable zip archive: {err}") from err
             self._zips.append(zf)
             for info in zf.infolist():
                 if not info.is_dir():
@@ -153,12 +151,12 @@ class Files:
 
     def read(self, name: str) -> bytes:
         if name not in self.where:
-            raise dataset_corrupt(Path(self.label), f"{name} is missing from it")
+            raise corrupt(Path(self.label), f"{name} is missing from it")
         path, zf = self.where[name]
         try:
             return zf.read(name) if zf is not None else path.read_bytes()
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as err:
-            raise dataset_corrupt(path, f"cannot read {name}: {err}") from err
+            raise corrupt(path, f"cannot read {name}: {err}") from err
 
     def text(self, name: str) -> str:
         return self.read(name).decode("utf-8")
@@ -223,7 +221,7 @@ def decode_all(
                 Image.DecompressionBombError,
             ) as err:
                 check_codec(name)
-                raise dataset_corrupt(
+                raise corrupt(
                     files.where[name][0], f"{name} does not decode: {err}"
                 ) from err
             if shape is None:
@@ -315,6 +313,59 @@ def stamp(path: Path) -> list:
     return [str(path), count, sizes, mtimes]
 
 
+# ---- Pickled batches: CIFAR-10 and Imagenet32/64, flat uint8 rows ----
+
+
+def unpickle(path: Path) -> dict:
+    try:
+        if path.suffix == ".npz":
+            with np.load(path) as npz:
+                return dict(npz)
+        with open(path, "rb") as f:
+            return pickle.load(f, encoding="latin1")
+    except MemoryError:
+        raise
+    except Exception as err:  # UnpicklingError, EOFError, ValueError: all a bad file
+        detail = f"it does not load as a pickle/npz: {type(err).__name__}: {err}"
+        raise corrupt(path, detail) from err
+
+
+def read_batches(*args) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batches of :func:`iter_batches` (same arguments), in one pair of tensors."""
+    images, labels = zip(*iter_batches(*args))
+    return torch.cat(images), torch.cat(labels)
+
+
+def iter_batches(
+    paths: Sequence[Path],
+    shape: tuple[int, ...],
+    n_classes: int,
+    first_label: int,
+    per_class: int | None,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(images, labels) of one pickled batch after another; with ``per_class``, stop
+    reading once every class is full."""
+    counts = np.zeros(n_classes, dtype=np.int64)
+    for path in paths:
+        batch = unpickle(path)
+        try:
+            x = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, *shape)
+            y = np.asarray(batch["labels"], dtype=np.int64) - first_label
+        except (KeyError, ValueError, TypeError) as err:
+            raise corrupt(path, f"not a batch of {shape} images: {err}") from err
+        if len(x) != len(y) or y.min(initial=0) < 0 or y.max(initial=0) >= n_classes:
+            raise corrupt(
+                path, f"{len(x)} images, {len(y)} labels, not all in 0..{n_classes - 1}"
+            )
+        if per_class is not None:
+            keep = first_indices(y, per_class - counts)
+            x, y = x[keep], y[keep]
+            counts += np.bincount(y, minlength=n_classes)
+        yield torch.from_numpy(x), torch.from_numpy(y)
+        if per_class is not None and counts.min() >= per_class:
+            break
+
+
 # ---- Downloads: nothing half-made survives a failure ----
 
 
@@ -328,7 +379,7 @@ def download_torchvision(fetch: Callable[[], object], name: str, where: Path,
         for p in reversed(made):  # innermost first, so emptied folders can go too
             if p not in existed and p.exists():
                 shutil.rmtree(p) if p.is_dir() else p.unlink()
-        raise dataset_missing(
+        raise missing(
             name, where, files,
             f"downloading it failed ({type(err).__name__}: {err}); connect to the "
             "internet and run again, or copy the files there by hand",
@@ -353,7 +404,7 @@ def download_file(
         os.replace(part, dest)
     except Exception as err:
         part.unlink(missing_ok=True)
-        raise dataset_missing(
+        raise missing(
             name, dest.parent, files,
             f"downloading {url} failed ({type(err).__name__}: {err}); download it by hand "
             f"and save it as {dest}",
