@@ -9,13 +9,14 @@ import matplotlib.pyplot as plt
 import torch
 
 __all__ = [
-    "show_images",
-    "show_feature_maps",
-    "plot_history",
     "confusion_matrix",
     "plot_confusion",
-    "show_misclassified",
+    "plot_history",
+    "readable_table",
+    "show_feature_maps",
     "show_filters",
+    "show_images",
+    "show_misclassified",
 ]
 
 
@@ -142,15 +143,12 @@ def plot_history(
         axes = [fig.add_subplot(grid[0, i]) for i in range(len(criteria))]
         axes.append(fig.add_subplot(grid[1, :]))
     loss_axes, ax_acc = dict(zip(criteria, axes[:-1], strict=True)), axes[-1]
-    for name, history in histories.items():
+    for i, (name, history) in enumerate(histories.items()):
         df = history.frame()
         ax_loss = loss_axes[labels.get(name, loss_label)]
-        (line,) = ax_loss.plot(df.index, df["train_loss"], label=f"{name}: train")
-        colour = line.get_color()
-        ax_loss.plot(
-            df.index, df["test_loss"], "--", color=colour, label=f"{name}: test"
-        )
-        kw = {"color": colour}
+        kw = {"color": f"C{i}"}  # one colour per run, in every panel
+        ax_loss.plot(df.index, df["train_loss"], label=f"{name}: train", **kw)
+        ax_loss.plot(df.index, df["test_loss"], "--", label=f"{name}: test", **kw)
         ax_acc.plot(df.index, df["train_top1"], alpha=0.5, label=f"{name}: train", **kw)
         test = f"{name}: test {topk.replace('top', 'top-')}"
         ax_acc.plot(df.index, df[f"test_{topk}"], "--", label=test, **kw)
