@@ -3,7 +3,9 @@
 * Notebooks run the fast ``smoke`` budget (``LENET_BUDGET=full`` runs the real ones) and
   print one line per epoch instead of live progress bars.
 * Everything the tests write goes to one temporary folder: the dataset cache, checkpoints,
-  results records and matplotlib's cache, never the home folder.
+  results records, matplotlib's and IPython's folders, never the home folder.
+* ``slow`` marks the tests that build the book, drive the browser, execute a notebook or
+  launch processes: ``python -m pytest -m "not slow"`` runs the rest in under a minute.
 * Data: when ``LENET_DATA_ROOT`` holds the real datasets (CI points it at them), the
   notebooks read them. Otherwise the session writes small stand-ins in every official
   format (``tests/fakedata.py``) and the notebooks run on those: no download, no network.
@@ -51,6 +53,8 @@ def pytest_configure(config):
     scratch = Path(tempfile.mkdtemp(prefix="lenet-tests-"))
     config._lenet_scratch = scratch
     for name, sub in (
+        ("IPYTHONDIR", "ipython"),  # the kernels nbval starts: no ~/.ipython
+        ("JUPYTER_RUNTIME_DIR", "jupyter-runtime"),
         ("LENET_CACHE_DIR", "cache"),
         ("LENET_CHECKPOINT_DIR", "checkpoints"),
         ("LENET_RESULTS_DIR", "results"),
@@ -70,6 +74,25 @@ def pytest_configure(config):
     config._lenet_data = (
         f"generated stand-in datasets ({why}; see tests/fakedata.py and the README)"
     )
+
+
+# Tests that build the book, drive the browser, run a notebook or launch processes: CI
+# runs them; `python -m pytest -m "not slow"` is the quick loop.
+SLOW_FIXTURES = {"built_book", "book_html", "book_server", "browser"}
+SLOW_FILES = {"test_distributed.py", "test_student.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    import pytest
+
+    for item in items:
+        path = Path(str(item.fspath))
+        if (
+            path.suffix == ".ipynb"
+            or path.name in SLOW_FILES
+            or SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))
+        ):
+            item.add_marker(pytest.mark.slow)
 
 
 def pytest_report_header(config):

@@ -82,7 +82,21 @@ def git_commit() -> str:
         return "unknown"
 
 
-def _check(chapter: str, params: int, epochs: int, top1: float, top5) -> None:
+def _provenance(device: torch.device) -> dict:
+    """Where and when a run ran: the hardware, torch, the commit and the date."""
+    return {
+        "device": device_name(device),
+        "torch": torch.__version__,
+        "commit": git_commit(),
+        "date": _dt.date.today().isoformat(),
+    }
+
+
+def _check(
+    kind: str, chapter: str, params: int, epochs: int, top1: float, top5
+) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}; use one of {KINDS}")
     if chapter not in CHAPTERS:
         raise ValueError(f"unknown chapter {chapter!r}; use one of {CHAPTERS}")
     if int(params) < 1 or int(epochs) < 1:
@@ -118,9 +132,7 @@ def record_result(
     recipe's record. An existing record is replaced only on purpose: ``replace=True``, or
     ``$LENET_REPLACE_RECORDS=1`` (which ``scripts/record_chapter.py`` sets).
     """
-    _check(chapter, params, epochs, top1, top5)
-    if kind not in KINDS:
-        raise ValueError(f"unknown kind {kind!r}; use one of {KINDS}")
+    _check(kind, chapter, params, epochs, top1, top5)
     if budget() != "full":
         print("smoke budget: result not recorded")
         return None
@@ -134,10 +146,7 @@ def record_result(
         "top1": round(float(top1), 2),
         "top5": None if top5 is None else round(float(top5), 2),
         "train_seconds": round(float(train_seconds), 1),
-        "device": device_name(device),
-        "torch": torch.__version__,
-        "commit": git_commit(),
-        "date": _dt.date.today().isoformat(),
+        **_provenance(device),
         **(extra or {}),
         **({"differs": dict(differs)} if differs else {}),
     }

@@ -23,6 +23,10 @@ DRIVER = shutil.which("chromedriver")
 @pytest.fixture(scope="session")
 def built_book(tmp_path_factory) -> Path:
     """Build the book once, with warnings as errors; returns the HTML folder."""
+    pytest.importorskip(
+        "jupyter_book",
+        reason="the book build needs Jupyter Book: pip install -e '.[dev]'",
+    )
     out = tmp_path_factory.mktemp("book")
     jb = shutil.which("jupyter-book") or f"{sys.executable} -m jupyter_book"
     cmd = [

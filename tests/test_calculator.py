@@ -15,9 +15,13 @@ from collections import OrderedDict
 
 import pytest
 import torch
-from selenium.webdriver.common.by import By
-from selenium.webdriver.common.keys import Keys
 from torch import nn
+
+pytest.importorskip(
+    "selenium", reason="the browser check needs selenium: pip install -e '.[dev]'"
+)
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
 
 from lenet_utils import arithmetic as ar
 from lenet_utils import tables as tb
