@@ -3,21 +3,21 @@
 Modules, one job each:
 
 * :mod:`lenet_utils.config`: every setting (data root, budget, paths), seeding, the device;
+* :mod:`lenet_utils.files`: writes that are whole or nothing, and say clearly why they failed;
 * :mod:`lenet_utils.arithmetic`: output sizes, parameters, connections and MACs, PyTorch's rules;
 * :mod:`lenet_utils.tables`: those figures for one layer, or for every layer of a model;
 * :mod:`lenet_utils.models`: LeNet-5 (modern and classic) with the paper's layer names;
 * :mod:`lenet_utils.lenet1998`: LeNet-5 (1998), the paper's network, faithfully;
-* :mod:`lenet_utils.storage`: dataset files, errors, image decoding, cache and downloads;
+* :mod:`lenet_utils.storage`: dataset files, errors, decoding and downloads;
+* :mod:`lenet_utils.cache`: decoded datasets kept as ``.pt`` files or one memory-mapped file;
 * :mod:`lenet_utils.readers`: one reader per dataset format, files to ``uint8`` tensors;
 * :mod:`lenet_utils.pipeline`: batches on the device: normalisation, augmentation, loaders;
 * :mod:`lenet_utils.training`: ``train_one_epoch``, ``evaluate``, ``fit``, checkpoints;
 * :mod:`lenet_utils.records`: the results records every full run writes;
 * :mod:`lenet_utils.plots`: the figures the chapters draw;
 * :mod:`lenet_utils.architecture`: the paper's Fig. 2, drawn from a model;
-* :mod:`lenet_utils.animations`: the convolution animations, as data and drawings;
 * :mod:`lenet_utils.bench`: the fast-training ladder (``python -m lenet_utils.bench``);
 * :mod:`lenet_utils.distributed`: one process per GPU under ``torchrun`` (DDP);
-* :mod:`lenet_utils.memmap`: a dataset as one memory-mapped file, shared by processes;
 * :mod:`lenet_utils.train`: the command line (``python -m lenet_utils.train``).
 """
 
@@ -26,7 +26,6 @@ from .config import (
     data_root,
     device_name,
     get_device,
-    hardware_line,
     is_smoke,
     seed_everything,
     setup,
@@ -42,7 +41,6 @@ __all__ = [
     "data_root",
     "device_name",
     "get_device",
-    "hardware_line",
     "is_smoke",
     "seed_everything",
     "setup",
