@@ -10,6 +10,7 @@ Both use a fully connected C3 (2,416 parameters). The paper's sparse C3 follows
 
 from __future__ import annotations
 
+import numbers
 from collections import OrderedDict
 from typing import Literal
 
@@ -67,11 +68,12 @@ class LeNet5(nn.Module):
         batchnorm: bool = False,
     ) -> None:
         super().__init__()
+        _check_types(in_channels, num_classes, input_size, dropout, batchnorm)
         _check_config(variant, in_channels, num_classes, input_size, dropout)
         self.variant = variant
-        self.in_channels = in_channels
-        self.num_classes = num_classes
-        self.input_size = input_size
+        self.in_channels = in_channels = int(in_channels)  # numpy integers too
+        self.num_classes = num_classes = int(num_classes)
+        self.input_size = input_size = int(input_size)
         self.batchnorm = batchnorm
 
         act = nn.ReLU if variant == "modern" else nn.Tanh
@@ -151,8 +153,16 @@ class LeNet5(nn.Module):
             fix = f"build it with input_size={shape[2]}" if fits else ""
             fix = fix or f"resize or pad the images to {h}x{w}"
             raise ValueError(f"{name} expects {h}x{w} images, got {size}; {fix}")
+        if self.training and self.batchnorm and shape[0] == 1:
+            raise ValueError(
+                f"{name} with batch norm got a training batch of one image (often an "
+                "epoch's last batch), and batch norm cannot normalise a single image: "
+                "choose a batch size that leaves a larger last batch, or drop it "
+                "(a DataLoader's drop_last=True)"
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of shape (N, num_classes) for a batch of shape (N, C, H, W)."""
         self.check_input(x)
         return self.classifier(self.features(x))
 
@@ -160,6 +170,20 @@ class LeNet5(nn.Module):
         bn = ", batchnorm=True" if self.batchnorm else ""
         shape, classes = self.expected_shape, self.num_classes
         return f"variant={self.variant!r}, input={shape}, num_classes={classes}{bn}"
+
+
+def _check_types(
+    in_channels: int, num_classes: int, input_size: int, dropout: float, batchnorm: bool
+) -> None:
+    """A ``TypeError`` for an argument of the wrong kind ("3" for 3, "no" for False)."""
+    sizes = {"in_channels": in_channels, "num_classes": num_classes}
+    for name, value in {**sizes, "input_size": input_size}.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"LeNet5: {name} must be a whole number, got {value!r}")
+    if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real):
+        raise TypeError(f"LeNet5: dropout must be a number in [0, 1), got {dropout!r}")
+    if not isinstance(batchnorm, bool):
+        raise TypeError(f"LeNet5: batchnorm must be True or False, got {batchnorm!r}")
 
 
 def _check_config(

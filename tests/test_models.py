@@ -135,3 +135,33 @@ def test_channels_last_batch_is_recognised():
     with pytest.raises(ValueError, match=r"channels last.*x.permute\(0, 3, 1, 2\)"):
         LeNet5(in_channels=3)(x)
     assert LeNet5(in_channels=3)(x.permute(0, 3, 1, 2)).shape == (2, 10)
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"batchnorm": "no"}, "batchnorm must be True or False, got 'no'"),
+        ({"batchnorm": 1}, "batchnorm must be True or False, got 1"),
+        ({"num_classes": 2.5}, "num_classes must be a whole number, got 2.5"),
+        ({"in_channels": "3"}, "in_channels must be a whole number, got '3'"),
+        ({"input_size": True}, "input_size must be a whole number, got True"),
+        ({"dropout": None}, r"dropout must be a number in \[0, 1\), got None"),
+    ],
+)
+def test_arguments_of_the_wrong_kind_are_a_type_error(kwargs, message):
+    with pytest.raises(TypeError, match=message):
+        LeNet5(**kwargs)
+
+
+def test_numpy_integers_are_whole_numbers():
+    np = pytest.importorskip("numpy")
+    model = LeNet5(in_channels=np.int64(3), num_classes=np.int64(20))
+    assert model.expected_shape == (3, 32, 32) and type(model.num_classes) is int
+
+
+def test_batch_norm_refuses_a_training_batch_of_one_image_with_the_fix():
+    model = LeNet5(batchnorm=True)
+    with pytest.raises(ValueError, match="training batch of one image.*drop_last"):
+        model(torch.randn(1, 1, 32, 32))
+    assert model.eval()(torch.randn(1, 1, 32, 32)).shape == (1, 10)  # fine to score
+    assert LeNet5().train()(torch.randn(1, 1, 32, 32)).shape == (1, 10)  # no batch norm
