@@ -1,8 +1,8 @@
 """Several processes, one training: the process group, rank helpers and the reductions.
 
 ``torchrun --nproc_per_node=N`` starts N copies of a script and gives each the variables
-``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT``. :func:`setup`
-reads them and joins the process group (``nccl`` on GPUs, ``gloo`` on the CPU); without
+``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT``.
+:func:`join_process_group` reads them and joins the process group (``nccl`` on GPUs, ``gloo`` on the CPU); without
 them it does nothing, and every helper here answers for one process (rank 0 of 1), so
 the same code runs alone or under ``torchrun``. :func:`wrap` puts a model in
 ``DistributedDataParallel``, which all-reduces the gradients during the backward pass;
@@ -21,30 +21,28 @@ from typing import Iterator
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from .config import get_device
 
 __all__ = [
-    "RENDEZVOUS_VARIABLES",
     "LaunchError",
     "all_reduce_max",
     "all_reduce_sum",
-    "barrier",
     "is_distributed",
     "is_main",
+    "join_process_group",
     "launched",
-    "local_rank",
     "main_first",
     "rank",
-    "setup",
     "teardown",
     "unwrap",
     "world_size",
     "wrap",
 ]
 
-#: What ``torchrun`` sets for every process it starts, and a process group needs.
-RENDEZVOUS_VARIABLES = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+# What ``torchrun`` sets for every process it starts, and a process group needs.
+_RENDEZVOUS_VARIABLES = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 HOW_TO_LAUNCH = (
     "run it under torchrun, which sets them all, e.g. "
     "torchrun --standalone --nproc_per_node=2 -m lenet_utils.train --recipe mnist"
@@ -57,7 +55,7 @@ class LaunchError(RuntimeError):
 
 def launched() -> bool:
     """True when this process was started as one of several (``RANK`` or ``WORLD_SIZE``
-    is set); :func:`setup` then checks that the rest of the rendezvous is there too."""
+    is set); :func:`join_process_group` then checks that the rest of the rendezvous is there too."""
     return any(os.environ.get(v, "").strip() for v in ("RANK", "WORLD_SIZE"))
 
 
@@ -73,9 +71,9 @@ def _int_env(name: str) -> int:
 
 def _check_environment() -> tuple[int, int, int]:
     """(rank, world size, local rank) from torchrun's variables, or a clear error."""
-    missing = [v for v in RENDEZVOUS_VARIABLES if not os.environ.get(v, "").strip()]
+    missing = [v for v in _RENDEZVOUS_VARIABLES if not os.environ.get(v, "").strip()]
     if missing:
-        given = [v for v in RENDEZVOUS_VARIABLES if v not in missing]
+        given = [v for v in _RENDEZVOUS_VARIABLES if v not in missing]
         raise LaunchError(
             f"{' and '.join(given)} {'is' if len(given) == 1 else 'are'} set, so this "
             f"looks like one process of a distributed run, but {', '.join(missing)} "
@@ -92,7 +90,7 @@ def _check_environment() -> tuple[int, int, int]:
     return rank_, world, local
 
 
-def setup(
+def join_process_group(
     device: str | torch.device | None = None, timeout_s: float = 1800.0
 ) -> torch.device:
     """Join the process group when started by ``torchrun``; return this process's device.
@@ -222,8 +220,6 @@ def wrap(model: nn.Module, device: torch.device) -> nn.Module:
     gradients in buckets during the backward pass, so every rank takes the same step."""
     if not is_distributed():
         return model
-    from torch.nn.parallel import DistributedDataParallel
-
     model = model.to(device)
     ids = [device.index] if device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=ids)
@@ -231,6 +227,4 @@ def wrap(model: nn.Module, device: torch.device) -> nn.Module:
 
 def unwrap(model: nn.Module) -> nn.Module:
     """The model inside a ``DistributedDataParallel`` wrapper (or ``model`` itself)."""
-    from torch.nn.parallel import DistributedDataParallel
-
     return model.module if isinstance(model, DistributedDataParallel) else model

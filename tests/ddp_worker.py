@@ -62,7 +62,9 @@ def train(world: int, rank: int) -> dict:
 
 if __name__ == "__main__":
     out = Path(sys.argv[1])
-    distributed.setup("cpu", timeout_s=float(sys.argv[2]) if len(sys.argv) > 2 else 60)
+    distributed.join_process_group(
+        "cpu", timeout_s=float(sys.argv[2]) if len(sys.argv) > 2 else 60
+    )
     finished = False
     try:
         result = train(distributed.world_size(), distributed.rank())

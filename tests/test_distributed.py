@@ -1,4 +1,5 @@
-"""DDP on the CPU: 2 processes on gloo, started by torchrun, as CI can run them.
+"""DDP on the CPU: the helpers in one process, then 2 processes on gloo, started by
+torchrun, as CI can run them (marked slow).
 
 Every launch runs under a hard wall-clock limit (``LAUNCH_LIMIT``); when it passes, torchrun
 and every process it started are killed: a hung rank fails its test, never CI. Inside,
@@ -17,6 +18,8 @@ from pathlib import Path
 import pytest
 import torch
 from fakedata import write_learnable_mnist
+
+from lenet_utils import distributed, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
@@ -80,6 +83,51 @@ def launch(
     return proc.returncode, out, time.monotonic() - start
 
 
+# ---- one process: every helper answers for rank 0 of 1 ----
+
+RENDEZVOUS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+def test_single_process_helpers(monkeypatch):
+    for name in RENDEZVOUS:
+        monkeypatch.delenv(name, raising=False)
+    assert not distributed.launched() and not distributed.is_distributed()
+    assert (distributed.rank(), distributed.world_size()) == (0, 1)
+    assert distributed.is_main() and distributed.all_reduce_max(2.5) == 2.5
+    t = torch.tensor([1.0, 2.0])
+    assert distributed.all_reduce_sum(t) is t and t.tolist() == [1.0, 2.0]
+    model = torch.nn.Linear(2, 2)
+    assert distributed.wrap(model, torch.device("cpu")) is model
+    assert distributed.unwrap(model) is model
+    cpu = distributed.join_process_group("cpu")  # alone: no group at all
+    assert cpu == torch.device("cpu") and not distributed.is_distributed()
+    with distributed.main_first():
+        pass
+
+
+ADDRESS = {"MASTER_ADDR": "localhost", "MASTER_PORT": "29500"}
+
+
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"RANK": "0"}, "RANK is set, so this looks like one process of a distributed"),
+        ({"RANK": "0", "WORLD_SIZE": "2", "MASTER_PORT": "29500"}, "MASTER_ADDR is"),
+        ({"RANK": "2", "WORLD_SIZE": "2", **ADDRESS}, "do not fit"),
+        ({"RANK": "one", "WORLD_SIZE": "2", **ADDRESS}, "not a whole number"),
+    ],
+)
+def test_a_partial_rendezvous_says_run_it_under_torchrun(monkeypatch, env, message):
+    for name in RENDEZVOUS:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(distributed.LaunchError, match=message) as err:
+        distributed.join_process_group("cpu", timeout_s=5)
+    assert "run it under torchrun" in str(err.value)
+    assert not distributed.is_distributed()
+
+
 # ---- the same steps in 2 processes and in 1 ----
 
 
@@ -95,6 +143,7 @@ def ddp_steps(tmp_path_factory):
     return [torch.load(out / f"rank{r}.pt") for r in (0, 1)], single
 
 
+@pytest.mark.slow
 def test_parameters_are_identical_on_every_rank(ddp_steps):
     (rank0, rank1), _ = ddp_steps
     assert rank0["steps"] == rank1["steps"] == 6  # equal shards: equal steps
@@ -104,6 +153,7 @@ def test_parameters_are_identical_on_every_rank(ddp_steps):
     assert rank0["test"] == rank1["test"]
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_process_on_the_combined_batch(ddp_steps):
     (rank0, _), single = ddp_steps
     assert single["steps"] == rank0["steps"]
@@ -148,6 +198,7 @@ def two_process_run(tmp_path_factory):
     return root, env, out
 
 
+@pytest.mark.slow
 def test_a_first_session_stops_with_its_log_and_no_record(two_process_run):
     root, _, out = two_process_run
     assert out.count("epoch  1/2") == 1  # rank 0 alone prints
@@ -158,6 +209,7 @@ def test_a_first_session_stops_with_its_log_and_no_record(two_process_run):
     assert len(log["history"]) == 1 and log["images_per_s"] > 0
 
 
+@pytest.mark.slow
 def test_two_processes_resume_and_end_with_a_record(two_process_run, tmp_path):
     root, env, _ = two_process_run
     checkpoint = tmp_path / "run.pt"
@@ -170,8 +222,10 @@ def test_two_processes_resume_and_end_with_a_record(two_process_run, tmp_path):
     assert "resumed from" in out and "after epoch 1" in out
     assert "epoch  1/2" not in out and out.count("epoch  2/2") == 1
     (path,) = (tmp_path / "results").glob("*.json")
-    assert path.name == "04--mnist--modern-lenet-5-2-processes-ddp--cpu.json"
+    name = "04--mnist--modern-lenet-5-2-processes-ddp--cpu--batch-size-100--epochs-2"
+    assert path.name == name + ".json"
     record = json.loads(path.read_text())
+    assert record["differs"] == {"batch_size": 100, "epochs": 2}
     assert record["processes"] == 2 and record["backend"] == "gloo"
     assert record["epochs"] == 2 and record["params"] == 61_706
     assert record["chapter"] == "MNIST" and record["batch_size"] == 100
@@ -183,6 +237,7 @@ def test_two_processes_resume_and_end_with_a_record(two_process_run, tmp_path):
 # ---- bad input: a clear error, and every rank stops ----
 
 
+@pytest.mark.slow
 def test_data_that_does_not_split_evenly_stops_every_rank(tmp_path):
     env = mnist_env(tmp_path, n_train=501)
     code, out, seconds = launch([*CLI, "--epochs", "1"], env)
@@ -192,11 +247,11 @@ def test_data_that_does_not_split_evenly_stops_every_rank(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_another_world_size_stops_every_rank(tmp_path, monkeypatch):
     env = mnist_env(tmp_path)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    from lenet_utils import train
 
     checkpoint = tmp_path / "one.pt"
     train.main([*CLI[2:], "--epochs", "1", "--no-record", "--checkpoint",
@@ -212,13 +267,14 @@ import time
 import torch
 from lenet_utils import distributed
 
-distributed.setup("cpu", timeout_s=5)
+distributed.join_process_group("cpu", timeout_s=5)
 if distributed.rank() == 1:
     time.sleep(300)  # a rank that hangs and never joins the all-reduce
 distributed.all_reduce_sum(torch.ones(1))
 """
 
 
+@pytest.mark.slow
 def test_a_hung_rank_fails_by_the_group_timeout_not_for_ever(tmp_path):
     script = tmp_path / "hang.py"
     script.write_text(HANG)
@@ -255,6 +311,7 @@ print(f"rank {rank}: {rounds} rounds done", flush=True)
 """
 
 
+@pytest.mark.slow
 def test_leaving_the_process_group_never_hangs(tmp_path):
     script = tmp_path / "rounds.py"
     script.write_text(TEARDOWN_ROUNDS)
