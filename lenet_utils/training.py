@@ -1,16 +1,9 @@
 """Training, in the shape of pytorch/examples' mnist: ``train_one_epoch``, ``evaluate``, ``fit``.
 
-``fit`` takes any iterable of ``(images, labels)`` batches: a ``DataLoader`` or a
-:class:`lenet_utils.pipeline.TensorLoader` whose tensors already sit on the GPU. It keeps a
-per-epoch history (loss, top-1, and top-5 with more than 10 classes), prints one line per
-epoch (with live progress bars unless ``LENET_PROGRESS=0``), uses mixed precision on CUDA,
-and can save and resume a checkpoint after every epoch.
-
-Under ``torchrun`` the same functions train with ``DistributedDataParallel``: they accept a
-DDP-wrapped model, each process iterates over its own shard, and the sums behind every
-figure are added up over the processes (:func:`lenet_utils.distributed.all_reduce_sum`), so
-the history describes the whole dataset and is the same on every rank. Only rank 0 prints
-and writes checkpoints.
+``train_one_epoch`` is chapter 4's loop. ``fit`` runs it once per epoch, evaluates, keeps
+the history and adds what a long run needs: a checkpoint after each epoch, mixed precision
+on CUDA, a stop on a NaN or infinite loss, and under ``torchrun`` the sums of every process
+(see :mod:`lenet_utils.distributed`). Those helpers come after the loop.
 """
 
 from __future__ import annotations
@@ -27,94 +20,46 @@ from torch import nn
 from .config import describe_path, get_device, progress_bars, sync
 from .distributed import all_reduce_max, all_reduce_sum, is_distributed, is_main
 from .distributed import unwrap, world_size
-from .files import atomic_write
+from .files import atomic_write, check_writable
 
-__all__ = [
-    "History",
-    "accuracy",
-    "evaluate",
-    "fit",
-    "load_checkpoint",
-    "predict",
-    "save_checkpoint",
-    "sgd_one_cycle",
-    "train_one_epoch",
-]
+__all__ = ["History", "evaluate", "fit", "predict", "sgd_one_cycle", "train_one_epoch"]
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
 
-@dataclass
-class History:
-    """One dict per epoch: ``epoch``, ``lr``, ``train_loss``, ``train_top1``, ``test_loss``,
-    ``test_top1`` (and ``test_top5``), ``seconds`` (that epoch's training time)."""
-
-    epochs: list[dict] = field(default_factory=list)
-
-    def frame(self):
-        """The history as a pandas DataFrame indexed by epoch."""
-        import pandas as pd
-
-        return pd.DataFrame(self.epochs).set_index("epoch")
-
-    @property
-    def train_seconds(self) -> float:
-        return float(sum(e["seconds"] for e in self.epochs))
-
-    @property
-    def last(self) -> dict:
-        return self.epochs[-1]
-
-
-def accuracy(
-    logits: torch.Tensor, labels: torch.Tensor, topk: Sequence[int] = (1,)
-) -> torch.Tensor:
-    """How many predictions are right, for each k in ``topk`` (counts, not rates), as a
-    tensor on the logits' device: summing it over batches needs no GPU synchronisation."""
-    k = min(max(topk), logits.shape[1])
-    hit = logits.topk(k, dim=1).indices.eq(labels.unsqueeze(1))
-    return torch.stack([hit[:, : min(kk, k)].any(dim=1).sum() for kk in topk])
-
-
-def _topk_for(num_classes: int) -> tuple[int, ...]:
-    return (1, 5) if num_classes > 10 else (1,)
-
-
-def _amp_dtype(device: torch.device) -> torch.dtype:
-    """bf16 on GPUs with native bf16 (Ampere and newer), fp16 on older ones (e.g. a T4)."""
-    return (
-        torch.bfloat16
-        if torch.cuda.get_device_capability(device)[0] >= 8
-        else torch.float16
-    )
-
-
-def _autocast(device: torch.device, amp: bool):
-    """Mixed precision on CUDA; a no-op elsewhere (bf16 on the CPU trains LeNet-5 badly)."""
-    if amp and device.type == "cuda":
-        return torch.autocast("cuda", dtype=_amp_dtype(device))
-    return torch.autocast(device.type, enabled=False)
-
-
-def _scaler(device: torch.device, amp: bool):
-    """A gradient scaler for fp16 training (bf16 needs none), else ``None``."""
-    if not (amp and device.type == "cuda" and _amp_dtype(device) == torch.float16):
-        return None
-    # torch.amp.GradScaler is new in torch 2.3; torch 2.2 (the last release for Intel Macs)
-    # has only torch.cuda.amp.GradScaler, which later releases deprecate.
-    if not hasattr(torch.amp, "GradScaler"):
-        return torch.cuda.amp.GradScaler()
-    return torch.amp.GradScaler("cuda")
-
-
-def _summed(values: list, device: torch.device) -> list[float]:
-    """The ranks' sums of ``values`` (numbers or 0-d tensors) as floats; in one process,
-    the values themselves. float64, so counts up to 2**53 stay exact."""
-    if not is_distributed():
-        return [float(v) for v in values]
-    where = device if device.type == "cuda" else torch.device("cpu")  # nccl: GPU only
-    t = torch.stack([torch.as_tensor(v, dtype=torch.float64).to(where) for v in values])
-    return all_reduce_sum(t).tolist()
+def train_one_epoch(
+    model: nn.Module,
+    batches: Batches,
+    optimizer: torch.optim.Optimizer,
+    *,
+    scheduler=None,
+    loss_fn: Callable = nn.functional.cross_entropy,
+    device: torch.device,
+    amp: bool = True,
+    scaler=None,
+    progress: bool = False,
+    epoch: int | None = None,
+) -> dict[str, float]:
+    """One pass over ``batches``: forward, loss, backward, step (and the scheduler's step
+    after every batch). Returns the mean training loss, top-1 and the seconds it took;
+    raises ``FloatingPointError`` if the loss became NaN or infinite."""
+    model.train()
+    sums = _EpochSums(device)  # loss, hits and images, summed on the device; the time
+    for step, (x, y) in enumerate(_bar(batches, progress, epoch)):
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        optimizer.zero_grad(set_to_none=True)
+        with _autocast(device, amp):
+            logits = model(x)
+            loss = loss_fn(logits.float(), y)
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:  # fp16: scale the loss so small gradients do not underflow
+            _scaled_step(loss, optimizer, scaler)
+        if scheduler is not None:
+            scheduler.step()
+        sums.add(step, x, y, logits, loss)
+    return sums.figures(epoch)
 
 
 @torch.no_grad()
@@ -162,6 +107,56 @@ def evaluate(
     return out
 
 
+def fit(
+    model: nn.Module,
+    train: Batches,
+    test: Batches,
+    *,
+    epochs: int,
+    optimizer: torch.optim.Optimizer,
+    scheduler=None,
+    loss_fn: Callable = nn.functional.cross_entropy,
+    device: torch.device | None = None,
+    amp: bool = True,
+    checkpoint: str | os.PathLike | None = None,
+    progress: bool | None = None,
+    stop_after: int | None = None,
+    settings: dict | None = None,
+) -> History:
+    """Train for ``epochs`` epochs, evaluating on ``test`` after each; returns the history.
+
+    ``scheduler`` is stepped after every batch (e.g. ``OneCycleLR``). With ``checkpoint``,
+    the state is saved after each epoch, and a run restarted with the same path resumes
+    after the last finished epoch (a loader with ``set_epoch``, such as
+    :class:`~lenet_utils.pipeline.TensorLoader`, then replays that epoch's shuffle); a
+    resume whose ``settings`` (e.g. the command line's) differ from the saved ones is
+    refused. ``stop_after`` ends this session after that epoch, to go on later from the
+    checkpoint. ``progress`` defaults to ``LENET_PROGRESS``. A NaN or infinite loss stops
+    the run with a ``FloatingPointError``. Under DDP only rank 0 prints and saves.
+    """
+    device = device or get_device()
+    progress = (progress_bars() if progress is None else progress) and is_main()
+    model.to(device)
+    _check_labels(model, train, test)
+    history = _resume(checkpoint, model, optimizer, scheduler, settings, device)
+    scaler, say = _scaler(device, amp), _printer(progress)
+    last = epochs if stop_after is None else min(stop_after, epochs)
+    for epoch in _bar(range(len(history.epochs), last), progress, "epochs"):
+        _set_epoch(train, epoch)  # the same shuffle on every rank, and after a resume
+        trained = train_one_epoch(
+            model, train, optimizer, scheduler=scheduler, loss_fn=loss_fn,
+            device=device, amp=amp, scaler=scaler, progress=progress, epoch=epoch + 1,
+        )  # fmt: skip
+        scores = evaluate(model, test, device, loss_fn=loss_fn, amp=amp)
+        row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], **trained}
+        row.update({f"test_{k}": v for k, v in scores.items()})
+        history.epochs.append(row)
+        say(_epoch_line(row, epochs))
+        if checkpoint is not None and is_main():
+            save_checkpoint(checkpoint, model, optimizer, scheduler, history, settings)
+    return history
+
+
 @torch.no_grad()
 def predict(
     model: nn.Module,
@@ -177,6 +172,8 @@ def predict(
         with _autocast(device, amp):
             preds.append(model(x.to(device)).argmax(1).cpu())
         labels.append(y.cpu())
+    if not preds:
+        raise ValueError("predict: the batches were empty; pass a loader of (x, y)")
     return torch.cat(preds), torch.cat(labels)
 
 
@@ -207,6 +204,205 @@ def sgd_one_cycle(
     )
 
 
+@dataclass
+class History:
+    """One dict per epoch: ``epoch``, ``lr``, ``train_loss``, ``train_top1``, ``test_loss``,
+    ``test_top1`` (and ``test_top5``), ``seconds`` (that epoch's training time)."""
+
+    epochs: list[dict] = field(default_factory=list)
+
+    def frame(self):
+        """The history as a pandas DataFrame indexed by epoch."""
+        import pandas as pd
+
+        return pd.DataFrame(self.epochs).set_index("epoch")
+
+    @property
+    def train_seconds(self) -> float:
+        """The training time of all epochs together (evaluations left out)."""
+        return float(sum(e["seconds"] for e in self.epochs))
+
+    @property
+    def last(self) -> dict:
+        """The last epoch's row."""
+        return self.epochs[-1]
+
+
+def accuracy(
+    logits: torch.Tensor, labels: torch.Tensor, topk: Sequence[int] = (1,)
+) -> torch.Tensor:
+    """How many predictions are right, for each k in ``topk`` (counts, not rates), as a
+    tensor on the logits' device: summing it over batches needs no GPU synchronisation."""
+    k = min(max(topk), logits.shape[1])
+    hit = logits.topk(k, dim=1).indices.eq(labels.unsqueeze(1))
+    return torch.stack([hit[:, : min(kk, k)].any(dim=1).sum() for kk in topk])
+
+
+# ---- what the loop hands off: sums, precision, progress, printing ----
+
+
+class _EpochSums:
+    """An epoch's sums, kept on the device so that no step waits for the GPU, and the
+    first step whose loss was NaN or infinite (checked once, at the end of the epoch)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device, self.seen, self.loss, self.correct = device, 0, 0.0, 0
+        self.bad_step = torch.full((), -1, dtype=torch.long, device=device)
+        self.bad_input = torch.zeros((), dtype=torch.bool, device=device)
+        sync(device)
+        self.start = time.perf_counter()
+
+    def add(self, step: int, x, y, logits, loss) -> None:
+        loss, logits = loss.detach(), logits.detach()
+        self.seen += y.numel()
+        self.loss = self.loss + loss * y.numel()
+        self.correct = self.correct + accuracy(logits, y)[0]
+        first = ~torch.isfinite(loss) & (self.bad_step < 0)
+        self.bad_step = torch.where(first, step, self.bad_step)
+        self.bad_input |= first & ~torch.isfinite(x).all()
+
+    def figures(self, epoch: int | None) -> dict[str, float]:
+        """Mean loss, top-1 and seconds over every rank (the slowest rank's seconds)."""
+        sync(self.device)
+        seconds = all_reduce_max(time.perf_counter() - self.start, self.device)
+        loss, seen, correct, bad, bad_input = _summed(
+            [self.loss, self.seen, self.correct, self.bad_step >= 0, self.bad_input],
+            self.device,
+        )
+        if bad:
+            raise FloatingPointError(self._diverged(epoch, bool(bad_input)))
+        if seen == 0:
+            raise ValueError("train_one_epoch: the batches were empty")
+        return {
+            "train_loss": loss / seen,
+            "train_top1": 100.0 * correct / seen,
+            "seconds": seconds,
+        }
+
+    def _diverged(self, epoch: int | None, bad_input: bool) -> str:
+        mine = float(self.bad_step) if self.bad_step >= 0 else float("inf")
+        step = int(-all_reduce_max(-mine, self.device)) + 1  # the first, over ranks
+        where = f"step {step}" + ("" if epoch is None else f" of epoch {epoch}")
+        if bad_input:
+            return (
+                f"the loss became NaN or infinite at {where}, and that batch held NaN "
+                "or infinite values: check the data (torch.isfinite(images).all())"
+            )
+        return (
+            f"the loss became NaN or infinite at {where}: training diverged; lower the "
+            "learning rate (e.g. by a factor of 10) and start again"
+        )
+
+
+def _scaled_step(loss: torch.Tensor, optimizer, scaler) -> None:
+    """Backward and step through the fp16 gradient scaler (it skips a step whose
+    gradients overflowed, and adjusts the scale)."""
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+
+
+def _topk_for(num_classes: int) -> tuple[int, ...]:
+    return (1, 5) if num_classes > 10 else (1,)
+
+
+def _amp_dtype(device: torch.device) -> torch.dtype:
+    """bf16 on GPUs with native bf16 (Ampere and newer), fp16 on older ones (e.g. a T4)."""
+    return (
+        torch.bfloat16
+        if torch.cuda.get_device_capability(device)[0] >= 8
+        else torch.float16
+    )
+
+
+def _autocast(device: torch.device, amp: bool):
+    """Mixed precision on CUDA; a no-op elsewhere (bf16 on the CPU trains LeNet-5 badly)."""
+    if amp and device.type == "cuda":
+        return torch.autocast("cuda", dtype=_amp_dtype(device))
+    return torch.autocast(device.type, enabled=False)
+
+
+def _scaler(device: torch.device, amp: bool):
+    """A gradient scaler for fp16 training (bf16 needs none), else ``None``."""
+    if not (amp and device.type == "cuda" and _amp_dtype(device) == torch.float16):
+        return None
+    # torch.amp.GradScaler is new in torch 2.3; torch 2.2 (the last release for Intel Macs)
+    # has only torch.cuda.amp.GradScaler, which later releases deprecate.
+    if not hasattr(torch.amp, "GradScaler"):
+        return torch.cuda.amp.GradScaler()
+    return torch.amp.GradScaler("cuda")
+
+
+def _summed(values: list, device: torch.device) -> list[float]:
+    """The ranks' sums of ``values`` (numbers or 0-d tensors) as floats; in one process,
+    the values themselves. float64, so counts up to 2**53 stay exact."""
+    if not is_distributed():
+        return [float(v) for v in values]
+    where = device if device.type == "cuda" else torch.device("cpu")  # nccl: GPU only
+    t = torch.stack([torch.as_tensor(v, dtype=torch.float64).to(where) for v in values])
+    return all_reduce_sum(t).tolist()
+
+
+def _bar(iterable, progress: bool, epoch: int | str | None):
+    """A live progress bar (notebook widget or terminal), or the iterable itself."""
+    if not progress:
+        return iterable
+    from tqdm.auto import tqdm
+
+    if epoch == "epochs":
+        return tqdm(iterable, desc="epochs")
+    return tqdm(iterable, desc=f"epoch {epoch}", leave=False, mininterval=1.0)
+
+
+def _printer(progress: bool) -> Callable[[str], None]:
+    """How ``fit`` prints a line: above the live bars, on rank 0 only."""
+    if not is_main():
+        return lambda line: None
+    if progress:
+        from tqdm.auto import tqdm
+
+        return tqdm.write  # prints above the live bars instead of through them
+    return print
+
+
+def _epoch_line(row: dict, epochs: int) -> str:
+    top5 = f", top-5 {row['test_top5']:.2f}%" if "test_top5" in row else ""
+    return (
+        f"epoch {row['epoch']:>2}/{epochs}: train loss {row['train_loss']:.4f}, "
+        f"top-1 {row['train_top1']:.2f}% | test loss {row['test_loss']:.4f}, "
+        f"top-1 {row['test_top1']:.2f}%{top5} | {row['seconds']:.1f} s"
+    )
+
+
+def _set_epoch(train: Batches, epoch: int) -> None:
+    """Tell the loader (or a DataLoader's sampler) which epoch comes next."""
+    set_epoch = getattr(train, "set_epoch", None)
+    set_epoch = set_epoch or getattr(getattr(train, "sampler", None), "set_epoch", None)
+    if set_epoch is not None:
+        set_epoch(epoch)
+
+
+def _check_labels(model: nn.Module, *loaders: Batches) -> None:
+    """Refuse labels outside ``0 … num_classes - 1`` before training: on a GPU such a
+    label is a device-side assert that ends the process. Checks loaders that hold
+    their labels as one tensor (:class:`~lenet_utils.pipeline.TensorLoader`)."""
+    classes = getattr(unwrap(model), "num_classes", None)
+    for loader in loaders:
+        labels = getattr(loader, "labels", None)
+        if classes is None or not isinstance(labels, torch.Tensor) or not len(labels):
+            continue
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0 or high >= classes:
+            raise ValueError(
+                f"label {low if low < 0 else high} is outside 0 … {classes - 1}: the "
+                f"model has {classes} outputs, one per class; build it with the "
+                "dataset's number of classes, or check the labels"
+            )
+
+
+# ---- checkpoints ----
+
+
 def _model_name(model: nn.Module) -> str:
     """A short description of the model a checkpoint belongs to (class and settings)."""
     model = unwrap(model)
@@ -214,10 +410,16 @@ def _model_name(model: nn.Module) -> str:
 
 
 def save_checkpoint(
-    path: str | os.PathLike, model: nn.Module, optimizer, scheduler, history: History
+    path: str | os.PathLike,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    history: History,
+    settings: dict | None = None,
 ) -> None:
     """Save what resuming after the last finished epoch needs (written atomically), with
-    the model's description and the number of processes, checked when it is loaded."""
+    the model's description, the number of processes and the run's ``settings``, all
+    checked when it is loaded."""
     sched = None
     if scheduler is not None:  # older torch keeps a bound method in it: not a weight
         sched = {k: v for k, v in scheduler.state_dict().items() if not callable(v)}
@@ -229,66 +431,31 @@ def save_checkpoint(
         "rng": torch.get_rng_state(),
         "model_name": _model_name(model),
         "world_size": world_size(),
+        "settings": settings,
     }
     atomic_write(path, lambda f: torch.save(state, f))
 
 
-def _unreadable(path, err: Exception) -> ValueError:
-    first = str(err).strip().splitlines()[0][:160] if str(err).strip() else ""
-    return ValueError(
-        f"checkpoint {path} could not be loaded ({type(err).__name__}: {first}); "
-        "delete it to start from scratch, or pass the model it was saved from"
-    )
-
-
-def _check_fits(path, state: dict, model: nn.Module) -> None:
-    """Refuse, with the reason, a checkpoint of another model or another world size."""
-    saved, current = state.get("model_name"), _model_name(model)
-    if saved is not None and saved != current:
-        raise ValueError(
-            f"checkpoint {path} was saved from another model, {saved}, but this run "
-            f"trains {current}: resume it with the settings it was saved with, or give "
-            "another checkpoint path (or delete this one) to start afresh"
-        )
-    saved_world, world = int(state.get("world_size", 1)), world_size()
-    if saved_world != world:
-        how = (
-            "without torchrun"
-            if saved_world == 1
-            else f"under torchrun with {saved_world} processes in all"
-        )
-        raise ValueError(
-            f"checkpoint {path} was written by a run of {saved_world} process(es), but "
-            f"this run has {world}: each process's shard of the data and the batches its "
-            f"batch norm averages over depend on that number. Resume it {how}, or give "
-            "another checkpoint path (or delete this one) to start afresh"
-        )
-
-
 def load_checkpoint(
-    path: str | os.PathLike, model: nn.Module, optimizer=None, scheduler=None
+    path: str | os.PathLike,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler=None,
+    settings: dict | None = None,
 ) -> History:
     """Restore a checkpoint written by :func:`save_checkpoint`; returns its history.
 
     Loaded with ``weights_only=True``: tensors and plain containers, never pickled code.
-    A checkpoint of another model, or of a run with another number of processes, is
-    refused with a ``ValueError`` that says so.
+    A checkpoint of another model, another number of processes, another schedule or other
+    settings is refused with a ``ValueError`` that names the difference.
     """
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # unreadable, truncated, not a checkpoint
         raise _unreadable(path, err) from err
-    if isinstance(state, dict):
-        _check_fits(path, state, model)
-        saved = (state.get("scheduler") or {}).get("total_steps")
-        steps = getattr(scheduler, "total_steps", None)
-        if saved is not None and steps is not None and saved != steps:
-            raise ValueError(
-                f"checkpoint {path} belongs to a schedule of {saved} steps, but this "
-                f"run's has {steps}: resume it with the epochs and batch size it was "
-                "started with (the one-cycle's length depends on both), or give "
-                "another checkpoint path (or delete this one) to start afresh"
-            )
+    _check_complete(path, state)
+    _check_fits(path, state, model, scheduler)
+    _check_settings(path, state, optimizer, scheduler, settings)
     try:
         unwrap(model).load_state_dict(state["model"])
         if optimizer is not None:
@@ -301,138 +468,112 @@ def load_checkpoint(
     return History(list(state["history"]))
 
 
-def _bar(iterable, progress: bool, **kw):
-    """A live progress bar (notebook widget or terminal), or the iterable itself."""
-    if not progress:
-        return iterable
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, **kw)
-
-
-def train_one_epoch(
-    model: nn.Module,
-    batches: Batches,
-    optimizer: torch.optim.Optimizer,
-    *,
-    scheduler=None,
-    loss_fn: Callable = nn.functional.cross_entropy,
-    device: torch.device,
-    amp: bool = True,
-    scaler=None,
-    progress: bool = False,
-    desc: str = "",
-) -> dict[str, float]:
-    """One pass over ``batches``: forward, loss, backward, step (and the scheduler's step
-    after every batch). Returns the mean training loss, top-1 and the seconds it took
-    (under DDP: over every rank's batches, and the slowest rank's seconds)."""
-    model.train()
-    sync(device)
-    start = time.perf_counter()
-    seen, loss_sum, correct = 0, 0.0, 0
-    for x, y in _bar(batches, progress, desc=desc, leave=False, mininterval=1.0):
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        with _autocast(device, amp):
-            logits = model(x)
-            loss = loss_fn(logits.float(), y)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is None:
-            loss.backward()
-            optimizer.step()
-        else:  # fp16: scale the loss so small gradients do not underflow
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        if scheduler is not None:
-            scheduler.step()
-        seen += y.numel()
-        loss_sum = loss_sum + loss.detach() * y.numel()
-        correct = correct + accuracy(logits.detach(), y)[0]
-    sync(device)
-    seconds = all_reduce_max(time.perf_counter() - start, device)
-    loss_sum, seen, correct = _summed([loss_sum, seen, correct], device)
-    if seen == 0:
-        raise ValueError("train_one_epoch: the batches were empty")
-    return {
-        "train_loss": loss_sum / seen,
-        "train_top1": 100.0 * correct / seen,
-        "seconds": seconds,
-    }
-
-
-def _epoch_line(row: dict, epochs: int) -> str:
-    top5 = f", top-5 {row['test_top5']:.2f}%" if "test_top5" in row else ""
-    return (
-        f"epoch {row['epoch']:>2}/{epochs}: train loss {row['train_loss']:.4f}, "
-        f"top-1 {row['train_top1']:.2f}% | test loss {row['test_loss']:.4f}, "
-        f"top-1 {row['test_top1']:.2f}%{top5} | {row['seconds']:.1f} s"
-    )
-
-
-def fit(
-    model: nn.Module,
-    train: Batches,
-    test: Batches,
-    *,
-    epochs: int,
-    optimizer: torch.optim.Optimizer,
-    scheduler=None,
-    loss_fn: Callable = nn.functional.cross_entropy,
-    device: torch.device | None = None,
-    amp: bool = True,
-    checkpoint: str | os.PathLike | None = None,
-    progress: bool | None = None,
-    stop_after: int | None = None,
-) -> History:
-    """Train for ``epochs`` epochs, evaluating on ``test`` after each; returns the history.
-
-    ``scheduler`` is stepped after every batch (e.g. ``OneCycleLR``). With ``checkpoint``,
-    the state is saved after each epoch, and a run restarted with the same path resumes
-    after the last finished epoch (a loader with ``set_epoch``, such as
-    :class:`~lenet_utils.pipeline.TensorLoader`, then replays that epoch's shuffle).
-    ``stop_after`` ends this session after that epoch (of ``epochs``), to go on later
-    from the checkpoint. ``progress`` defaults to ``LENET_PROGRESS``. Under DDP every rank loads the
-    checkpoint, and only rank 0 prints, shows progress bars and saves.
-    """
-    device = device or get_device()
-    main = is_main()
-    progress = (progress_bars() if progress is None else progress) and main
-    model.to(device)
-    history = History()
-    found = checkpoint is not None and Path(checkpoint).exists()
+def _resume(checkpoint, model, optimizer, scheduler, settings, device) -> History:
+    """The history so far: empty, or a checkpoint's (every rank loads it)."""
+    if checkpoint is None:
+        return History()
+    if is_main():
+        check_writable(checkpoint)  # now, not after the first epoch
+    found = Path(checkpoint).exists()
     seen_by = _summed([found], device)[0]  # how many ranks see the file
     if 0 < seen_by < world_size():  # some would resume, others start afresh: refuse
         raise RuntimeError(
             f"checkpoint {checkpoint} exists for {seen_by:.0f} of {world_size()} "
             "processes: put it on a file system that every machine sees, or remove it"
         )
-    if found:
-        history = load_checkpoint(checkpoint, model, optimizer, scheduler)
-        if main:
-            done = len(history.epochs)
-            print(f"resumed from {describe_path(checkpoint)} after epoch {done}")
-    scaler = _scaler(device, amp)
-    say = print if main else (lambda line: None)
-    if progress:
-        from tqdm.auto import tqdm
-
-        say = tqdm.write  # prints above the live bars instead of through them
-    set_epoch = getattr(train, "set_epoch", None)  # also a DataLoader's sampler's:
-    set_epoch = set_epoch or getattr(getattr(train, "sampler", None), "set_epoch", None)
-    last = epochs if stop_after is None else min(stop_after, epochs)
-    for epoch in _bar(range(len(history.epochs), last), progress, desc="epochs"):
-        if set_epoch is not None:  # the same shuffle on every rank, and after a resume
-            set_epoch(epoch)
-        trained = train_one_epoch(
-            model, train, optimizer, scheduler=scheduler, loss_fn=loss_fn,
-            device=device, amp=amp, scaler=scaler, progress=progress,
-            desc=f"epoch {epoch + 1}",
-        )  # fmt: skip
-        scores = evaluate(model, test, device, loss_fn=loss_fn, amp=amp)
-        row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], **trained}
-        row.update({f"test_{k}": v for k, v in scores.items()})
-        history.epochs.append(row)
-        say(_epoch_line(row, epochs))
-        if checkpoint is not None and main:
-            save_checkpoint(checkpoint, model, optimizer, scheduler, history)
+    if not found:
+        return History()
+    history = load_checkpoint(checkpoint, model, optimizer, scheduler, settings)
+    if is_main():
+        done = len(history.epochs)
+        print(f"resumed from {describe_path(checkpoint)} after epoch {done}")
     return history
+
+
+_AFRESH = "or give another checkpoint path (or delete this one) to start afresh"
+
+
+def _unreadable(path, err: Exception) -> ValueError:
+    first = str(err).strip().splitlines()[0][:160] if str(err).strip() else ""
+    return ValueError(
+        f"checkpoint {path} could not be loaded ({type(err).__name__}: {first}); "
+        "delete it to start from scratch, or pass the model it was saved from"
+    )
+
+
+def _check_complete(path, state) -> None:
+    """Refuse a file that loads but lacks what resuming needs."""
+    needed = ("model", "optimizer", "scheduler", "history", "rng")
+    missing = [k for k in needed if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise ValueError(
+            f"checkpoint {path} is not a complete checkpoint of this course (it has no "
+            f"{', '.join(repr(k) for k in missing)}): delete it to start from scratch, "
+            "or give another checkpoint path"
+        )
+
+
+def _check_fits(path, state: dict, model: nn.Module, scheduler) -> None:
+    """Refuse a checkpoint of another model, world size or schedule length."""
+    saved, current = state.get("model_name"), _model_name(model)
+    if saved is not None and saved != current:
+        raise ValueError(
+            f"checkpoint {path} was saved from another model, {saved}, but this run "
+            f"trains {current}: resume it with the settings it was saved with, {_AFRESH}"
+        )
+    saved_world, world = int(state.get("world_size", 1)), world_size()
+    if saved_world != world:
+        how = (
+            "without torchrun"
+            if saved_world == 1
+            else f"under torchrun with {saved_world} processes in all"
+        )
+        raise ValueError(
+            f"checkpoint {path} was written by a run of {saved_world} process(es), but "
+            f"this run has {world}: each process's shard of the data and the batches its "
+            f"batch norm averages over depend on that number. Resume it {how}, {_AFRESH}"
+        )
+    saved = (state.get("scheduler") or {}).get("total_steps")
+    steps = getattr(scheduler, "total_steps", None)
+    if saved is not None and steps is not None and saved != steps:
+        raise ValueError(
+            f"checkpoint {path} belongs to a schedule of {saved} steps, but this run's "
+            f"has {steps}: resume it with the epochs and batch size it was started with "
+            f"(the one-cycle's length depends on both), {_AFRESH}"
+        )
+
+
+# The optimizer's settings a resume must keep. A scheduler moves "lr" and "momentum"
+# during the run; it keeps the settings they started from in the other keys.
+_HYPERPARAMETERS = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "betas")
+_HYPERPARAMETERS += ("initial_lr", "max_lr", "min_lr", "max_momentum", "base_momentum")
+
+
+def _optimizer_settings(optimizer_state: dict, scheduled: bool) -> dict:
+    keys = [k for k in _HYPERPARAMETERS if not (scheduled and k in ("lr", "momentum"))]
+    groups = optimizer_state.get("param_groups", [])
+    return {
+        f"{k}" if len(groups) == 1 else f"{k} (group {i})": group[k]
+        for i, group in enumerate(groups)
+        for k in keys
+        if k in group
+    }
+
+
+def _check_settings(path, state: dict, optimizer, scheduler, settings) -> None:
+    """Refuse a resume whose settings (the run's, then the optimizer's) differ."""
+    pairs = [(state.get("settings"), settings)]
+    if optimizer is not None:
+        scheduled = scheduler is not None or state.get("scheduler") is not None
+        saved = _optimizer_settings(state["optimizer"], scheduled)
+        pairs.append((saved, _optimizer_settings(optimizer.state_dict(), scheduled)))
+    for saved, now in pairs:
+        if saved is None or now is None:
+            continue
+        changed = [k for k in saved if k in now and saved[k] != now[k]]
+        if changed:
+            what = ", ".join(f"{k} {saved[k]!r} (now {now[k]!r})" for k in changed)
+            raise ValueError(
+                f"checkpoint {path} was saved with {what}: resume it with the settings "
+                f"it was started with, {_AFRESH}"
+            )

@@ -18,6 +18,7 @@ from lenet_utils.training import (
     fit,
     load_checkpoint,
     predict,
+    save_checkpoint,
     sgd_one_cycle,
 )
 
@@ -255,18 +256,107 @@ def test_checkpoints_load_as_weights_only(tmp_path, monkeypatch):
     assert sched2.state_dict()["last_epoch"] == sched.state_dict()["last_epoch"]
 
 
-def test_predict_honours_amp(monkeypatch):
-    from lenet_utils import training
-
-    calls = []
-    real = training._autocast
-    monkeypatch.setattr(
-        training, "_autocast", lambda d, amp: calls.append(amp) or real(d, amp)
-    )
-    _, test = loaders()
+@pytest.mark.parametrize("amp", [False, True])
+def test_predict_gives_the_models_classes_computed_in_float32_on_the_cpu(amp):
+    """On the CPU mixed precision is off (bf16 trains LeNet-5 badly there): the logits
+    are float32 and the classes those of a plain forward pass."""
+    x, y = toy_data(n=64)
     model, _ = make()
-    predict(model, test, amp=False)
-    assert calls and not any(calls)
+    dtypes = []
+    model.register_forward_hook(lambda module, args, out: dtypes.append(out.dtype))
+    preds, labels = predict(model, TensorLoader(x, y, 16), amp=amp)
+    with torch.no_grad():
+        want = model(x).argmax(1)
+    assert preds.dtype == torch.int64 and torch.equal(preds, want)
+    assert torch.equal(labels, y) and set(dtypes) == {torch.float32}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_predict_with_amp_runs_in_half_precision_on_a_gpu():
+    x, y = toy_data(n=512)
+    model, _ = make()
+    model.cuda()
+    dtypes = []
+    model.register_forward_hook(lambda module, args, out: dtypes.append(out.dtype))
+    loader = TensorLoader(x.cuda(), y.cuda(), 128)
+    full, labels = predict(model, loader, amp=False)
+    assert set(dtypes) == {torch.float32} and labels.device.type == "cpu"
+    with torch.no_grad():
+        assert torch.equal(full, model(x.cuda()).argmax(1).cpu())
+    dtypes.clear()
+    half, _ = predict(model, loader, amp=True)
+    assert set(dtypes) <= {torch.bfloat16, torch.float16} and dtypes
+    assert half.dtype == torch.int64 and (half == full).float().mean() > 0.95
+
+
+def test_predict_refuses_empty_batches():
+    model, _ = make()
+    with pytest.raises(ValueError, match="predict: the batches were empty"):
+        predict(model, [])
+
+
+def test_a_diverging_loss_stops_fit_and_names_epoch_and_step(tmp_path):
+    train, test = loaders()
+    model, opt = make(lr=1e4)
+    with pytest.raises(FloatingPointError) as err:
+        train_cpu(model, train, test, opt, 3, checkpoint=tmp_path / "run.pt")
+    message = str(err.value)
+    assert "the loss became NaN or infinite at step" in message
+    assert "of epoch 1" in message and "lower the learning rate" in message
+    assert "batch held NaN" not in message
+    assert not (tmp_path / "run.pt").exists()  # nothing saved from a diverged epoch
+
+
+def test_one_nan_pixel_is_named_as_the_cause():
+    x, y = toy_data(n=64)
+    x[37, 0, 5, 5] = float("nan")  # batch 3 of 4
+    model, opt = make()
+    with pytest.raises(FloatingPointError, match="step 3 of epoch 1, and that batch "
+                       "held NaN or infinite values: check the data"):  # fmt: skip
+        train_cpu(model, TensorLoader(x, y, 16), TensorLoader(x, y, 64), opt, 1)
+
+
+def test_labels_outside_the_classes_are_refused_before_training():
+    x, y = toy_data(n=64)
+    y[9] = 10
+    model, opt = make()
+    loader = TensorLoader(x, y, 16)
+    with pytest.raises(ValueError, match="label 10 is outside 0 … 9: the model has 10"):
+        train_cpu(model, loader, loader, opt, 1)
+
+
+def test_a_resume_with_another_learning_rate_is_refused(tmp_path):
+    ckpt = tmp_path / "run.pt"
+    train, test = loaders()
+    model, opt = make(lr=0.05)
+    train_cpu(model, train, test, opt, 1, checkpoint=ckpt, settings={"seed": 0})
+    model2, opt2 = make(lr=0.1)
+    with pytest.raises(ValueError, match=r"saved with lr 0.05 \(now 0.1\)"):
+        train_cpu(model2, train, test, opt2, 2, checkpoint=ckpt, settings={"seed": 0})
+    model3, opt3 = make(lr=0.05)
+    with pytest.raises(ValueError, match=r"saved with seed 0 \(now 1\)"):
+        train_cpu(model3, train, test, opt3, 2, checkpoint=ckpt, settings={"seed": 1})
+    history = train_cpu(model3, train, test, opt3, 2, checkpoint=ckpt,
+                        settings={"seed": 0})  # fmt: skip
+    assert len(history.epochs) == 2
+
+
+def test_an_incomplete_checkpoint_is_refused(tmp_path):
+    ckpt = tmp_path / "run.pt"
+    model, opt = make()
+    save_checkpoint(ckpt, model, opt, None, History())
+    state = torch.load(ckpt, weights_only=True)
+    del state["rng"]
+    torch.save(state, ckpt)
+    with pytest.raises(ValueError, match="not a complete checkpoint.*no 'rng'"):
+        load_checkpoint(ckpt, model)
+
+
+def test_a_checkpoint_path_that_is_a_folder_is_refused_before_training(tmp_path):
+    train, test = loaders()
+    model, opt = make()
+    with pytest.raises(OSError, match="is a folder"):
+        train_cpu(model, train, test, opt, 1, checkpoint=tmp_path)
 
 
 def test_fit_prints_one_line_per_epoch_without_bars(capsys):
