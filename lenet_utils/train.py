@@ -18,22 +18,25 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
 import os
+import shlex
 import sys
 from pathlib import Path
 
 import torch
 
 from . import distributed
-from .config import BUDGET_ENV, budget, describe_path, device_name, seed_everything
+from .config import BUDGET_ENV, BUDGETS, DEVICES, budget, describe_path, device_name
+from .config import results_dir, seed_everything
+from .files import WriteError, atomic_write, check_writable
 from .models import LeNet5, count_parameters
 from .pipeline import make_loaders
 from .readers import DATASETS, load_tensors
-from .files import atomic_write
-from .records import CHAPTERS, record_result
+from .records import CHAPTERS, record_name, record_result
 from .training import History, fit, sgd_one_cycle
 
-__all__ = ["RECIPES", "build_parser", "main"]
+__all__ = ["RECIPES", "main"]
 
 _CROPS = dict(variant="modern", batchnorm=True, flip=True, pad_mode="reflect")
 #: The chapters' runs. ``smoke``: training and test images per class for the smoke budget
@@ -75,9 +78,10 @@ examples:
   torchrun --standalone --nproc_per_node=8 -m lenet_utils.train --recipe imagenet32 \\
         --checkpoint imagenet32.pt
       8 GPUs of one machine (nccl); run it again with the same path to resume
-  torchrun --nnodes=2 --node_rank=0 --nproc_per_node=8 --rdzv_endpoint=HOST:29500 \\
-        -m lenet_utils.train --recipe imagenet64
-      machine 0 of 2 (machine 1: --node_rank=1; HOST is machine 0's address)
+  torchrun --nnodes=2 --node_rank=0 --nproc_per_node=8 --rdzv_endpoint=HOST:PORT \\
+        --rdzv_conf=join_timeout=300 -m lenet_utils.train --recipe imagenet64
+      machine 0 of 2 (machine 1: --node_rank=1; HOST is machine 0's address, PORT
+      a free port there); gives up after 300 s if the machines do not all join
 
 Records go to $LENET_RESULTS_DIR (default: results/), full budget only; datasets are read
 from $LENET_DATA_ROOT. Imagenet32/64 are converted once to a memory-mapped file in the
@@ -115,113 +119,135 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add = parser.add_argument
-    add("--recipe", required=True, choices=list(RECIPES), help="the chapter's run")
-    what = parser.add_argument_group("data and model")
-    what.add_argument("--dataset", choices=DATASETS, help="another dataset")
-    what.add_argument(
-        "--variant", choices=("modern", "classic"), help="LeNet-5 variant"
+    parser.add_argument(
+        "--recipe", required=True, choices=list(RECIPES), help="the chapter's run"
     )
-    what.add_argument(
+    _data_options(parser.add_argument_group("data and model"))
+    _training_options(parser.add_argument_group("training"))
+    _run_options(parser.add_argument_group("where and how it runs"))
+    _result_options(parser.add_argument_group("results"))
+    return parser
+
+
+def _data_options(group: argparse._ArgumentGroup) -> None:
+    add = group.add_argument
+    add("--dataset", choices=DATASETS, help="another dataset")
+    add("--variant", choices=("modern", "classic"), help="LeNet-5 variant")
+    add(
         "--batchnorm",
         action=argparse.BooleanOptionalAction,
         help="batch norm after C1, C3, C5 and F6",
     )
-    what.add_argument(
+    add(
         "--per-class",
         type=int,
         metavar="N",
         help="train on the first N images of each class (smoke: a few)",
     )
-    what.add_argument(
+    add(
         "--test-per-class",
         type=int,
         metavar="N",
         help="test on the first N images of each class",
     )
-    how = parser.add_argument_group("training")
-    how.add_argument("--epochs", type=int, metavar="N", help="(smoke budget: 2)")
-    how.add_argument(
+
+
+def _training_options(group: argparse._ArgumentGroup) -> None:
+    add = group.add_argument
+    add("--epochs", type=int, metavar="N", help="(smoke budget: 2)")
+    add(
         "--batch-size",
         type=int,
         metavar="B",
         help="the global batch: "
         "under torchrun each of N processes takes B/N images a step",
     )
-    how.add_argument("--lr", type=float, help="peak learning rate of the one-cycle")
-    how.add_argument("--weight-decay", type=float, metavar="WD")
-    how.add_argument("--padding", type=int, metavar="PX", help="random shifts/crops")
-    how.add_argument("--pad-mode", choices=("zeros", "reflect"))
-    how.add_argument(
-        "--flip", action=argparse.BooleanOptionalAction, help="random horizontal flips"
-    )
-    how.add_argument("--label-smoothing", type=float, metavar="EPS")
-    how.add_argument("--seed", type=int, default=0, help="(default: 0)")
-    run = parser.add_argument_group("where and how it runs")
-    run.add_argument(
+    add("--lr", type=float, help="peak learning rate of the one-cycle")
+    add("--weight-decay", type=float, metavar="WD")
+    add("--padding", type=int, metavar="PX", help="random shifts/crops")
+    add("--pad-mode", choices=("zeros", "reflect"))
+    add("--flip", action=argparse.BooleanOptionalAction, help="random horizontal flips")
+    add("--label-smoothing", type=float, metavar="EPS")
+    add("--seed", type=int, default=0, help="(default: 0)")
+
+
+def _run_options(group: argparse._ArgumentGroup) -> None:
+    add = group.add_argument
+    add(
         "--device",
-        choices=("cuda", "mps", "cpu"),
-        help="default: the best there is; under torchrun on GPUs, "
-        "process k of a machine uses cuda:k",
+        choices=DEVICES,
+        help="default: the best there is; under "
+        "torchrun on GPUs, process k of a machine uses cuda:k",
     )
-    run.add_argument(
-        "--budget", choices=("full", "smoke"), help=f"default: ${BUDGET_ENV}, else full"
-    )
-    run.add_argument(
+    add("--budget", choices=BUDGETS, help=f"default: ${BUDGET_ENV}, else full")
+    add(
         "--checkpoint",
         type=Path,
         metavar="PATH",
-        help="save after every epoch; if PATH exists, resume from it (same processes)",
+        help="save after every epoch; "
+        "if PATH exists, resume from it (same settings, same processes)",
     )
-    run.add_argument(
+    add(
         "--stop-after",
         type=int,
         metavar="K",
         help="stop after epoch K "
         "(with --checkpoint: go on later, e.g. within a job's time limit)",
     )
-    run.add_argument(
+    add(
         "--drop-remainder",
         action="store_true",
         help="under torchrun, "
         "leave out the images that do not split evenly over the processes",
     )
-    run.add_argument("--threads", type=int, metavar="N", help="CPU threads per process")
-    run.add_argument(
+    add("--threads", type=int, metavar="N", help="CPU threads per process")
+    add(
         "--timeout",
         type=float,
         default=1800,
         metavar="S",
         help="fail when the processes wait for each other over S seconds (1800)",
     )
-    run.add_argument(
+    add(
         "--progress",
         action=argparse.BooleanOptionalAction,
         help="live progress bars (default: $LENET_PROGRESS, else on)",
     )
-    out = parser.add_argument_group("results")
-    out.add_argument(
+
+
+def _result_options(group: argparse._ArgumentGroup) -> None:
+    add = group.add_argument
+    add(
         "--chapter",
         choices=CHAPTERS,
         metavar="NAME",
         help="the chapter the record belongs to (default: the recipe's)",
     )
-    out.add_argument("--no-record", action="store_true", help="write no results record")
-    out.add_argument(
+    add("--no-record", action="store_true", help="write no results record")
+    add(
+        "--replace-record",
+        action="store_true",
+        help="replace an existing record of the same run (by default it is kept)",
+    )
+    add(
         "--log-json",
         type=Path,
         metavar="PATH",
         help="also write the history and throughput here (any budget)",
     )
-    return parser
+
+
+#: What a run is trained with: saved in its checkpoint (a resume must keep them), and
+#: those that differ from the recipe named in its record.
+TRAINING_SETTINGS = ("dataset", "variant", "batchnorm", "epochs", "batch_size", "lr",
+                     "weight_decay", "padding", "pad_mode", "flip", "label_smoothing",
+                     "per_class", "test_per_class", "seed")  # fmt: skip
 
 
 def settings(args: argparse.Namespace) -> dict:
     """The recipe with the options given on the command line put over it."""
     out = dict(RECIPES[args.recipe])
-    options = ("dataset", "variant", "batchnorm", "epochs", "batch_size", "lr")
-    options += ("weight_decay", "padding", "pad_mode", "flip", "label_smoothing")
-    for key in options:
+    for key in TRAINING_SETTINGS[:11]:  # those a recipe sets
         if getattr(args, key) is not None:
             out[key] = getattr(args, key)
     smoke = budget() == "smoke"
@@ -238,11 +264,36 @@ def settings(args: argparse.Namespace) -> dict:
     out["per_class"] = per_class if given[0] is None else given[0]
     out["test_per_class"] = test_per_class if given[1] is None else given[1]
     out["chapter"] = args.chapter or out["chapter"]
-    out["stop_after"] = args.stop_after
-    for key in ("epochs", "batch_size", "per_class", "test_per_class", "stop_after"):
-        if out[key] is not None and out[key] < 1:
-            raise ValueError(f"--{key.replace('_', '-')} must be at least 1")
+    out["stop_after"], out["seed"] = args.stop_after, args.seed
+    _check_ranges(out, args)
     return out
+
+
+def _check_ranges(s: dict, args: argparse.Namespace) -> None:
+    """One clear line for a number out of range, before anything is loaded."""
+    for key in ("epochs", "batch_size", "per_class", "test_per_class", "stop_after"):
+        if s[key] is not None and s[key] < 1:
+            raise ValueError(f"--{key.replace('_', '-')} must be at least 1")
+    checks = (
+        ("--padding", s["padding"], s["padding"] >= 0, "0 or more"),
+        ("--lr", s["lr"], 0 < s["lr"] < math.inf, "a positive number"),
+        ("--weight-decay", s["weight_decay"], 0 <= s["weight_decay"] < math.inf,
+         "0 or more"),
+        ("--label-smoothing", s["label_smoothing"], 0 <= s["label_smoothing"] < 1,
+         "in [0, 1)"),
+        ("--threads", args.threads, args.threads is None or args.threads >= 1,
+         "at least 1"),
+        ("--timeout", args.timeout, 0 < args.timeout < math.inf, "a positive number"),
+    )  # fmt: skip
+    for flag, value, ok, what in checks:
+        if not ok:
+            raise ValueError(f"{flag} must be {what}, got {value}")
+
+
+def differences(s: dict, recipe: str) -> dict:
+    """The settings of ``s`` that differ from the recipe's, for the record."""
+    base = {**RECIPES[recipe], "per_class": None, "test_per_class": None, "seed": 0}
+    return {k: s[k] for k in TRAINING_SETTINGS if s[k] != base[k]}
 
 
 def _model_label(s: dict, world: int) -> str:
@@ -269,13 +320,41 @@ def _prepare(s: dict, args, device: torch.device):
         flip=s["flip"], mode=s["pad_mode"], seed=args.seed, downscale=downscale,
         on_device=not mmap, drop_remainder=args.drop_remainder,
     )  # fmt: skip
+    _check_last_batch(s, loaders[0])
     return train, test, model.to(device), loaders
 
 
-def _log(path: Path, summary: dict, history: History) -> None:
-    summary = {**summary, "history": history.epochs}
-    text = json.dumps(summary, indent=2) + "\n"
-    atomic_write(path, lambda f: f.write(text.encode()))
+def _check_last_batch(s: dict, loader) -> None:
+    """Batch norm cannot train on one image: refuse a last batch of one now, rather
+    than at the end of the first epoch."""
+    n, b = loader.shard_size, loader.batch_size
+    if s["batchnorm"] and (n % b or b) == 1:
+        raise ValueError(
+            f"with batch norm, the last training batch of each epoch would hold one "
+            f"image ({n:,} images in batches of {b} per process), and batch norm cannot "
+            f"normalise a single image: choose another --batch-size, e.g. "
+            f"{s['batch_size'] + distributed.world_size()}"
+        )
+
+
+def _check_outputs(args) -> None:
+    """Every file the run will write can be written: checked before any work."""
+    if not distributed.is_main():
+        return
+    for path in (args.checkpoint, args.log_json):
+        if path is not None:
+            check_writable(path)
+
+
+def _header(args, s, train, test, label, params, device, loader) -> None:
+    world = distributed.world_size()
+    backend = torch.distributed.get_backend() if world > 1 else "none"
+    hardware = f"{device_name(device)} | {world} process(es), backend {backend}"
+    print(f"Hardware: {hardware} | budget: {budget()}")
+    sizes = f"{len(train):,} training and {len(test):,} test images"
+    print(f"{args.recipe}: {train.title}, {sizes}; {label}, {params:,} parameters")
+    steps = f"{len(loader)} steps of {s['batch_size'] // world} per process"
+    print(f"{s['epochs']} epochs, batch {s['batch_size']} ({steps}), peak lr {s['lr']}")
 
 
 def _train(args: argparse.Namespace) -> History:
@@ -284,20 +363,14 @@ def _train(args: argparse.Namespace) -> History:
     if args.threads:
         torch.set_num_threads(args.threads)
     s = settings(args)
-    device = distributed.setup(args.device, timeout_s=args.timeout)
-    world, main = distributed.world_size(), distributed.is_main()
-    backend = torch.distributed.get_backend() if world > 1 else "none"
+    _check_outputs(args)
+    device = distributed.join_process_group(args.device, timeout_s=args.timeout)
     train, test, model, (train_loader, test_loader) = _prepare(s, args, device)
-    label, params = _model_label(s, world), count_parameters(model)
-    if main:
-        hardware = f"{device_name(device)} | {world} process(es), backend {backend}"
-        print(f"Hardware: {hardware} | budget: {budget()}")
-        sizes = f"{len(train):,} training and {len(test):,} test images"
-        print(f"{args.recipe}: {train.title}, {sizes}; {label}, {params:,} parameters")
-        steps = f"{len(train_loader)} steps of {s['batch_size'] // world} per process"
-        print(
-            f"{s['epochs']} epochs, batch {s['batch_size']} ({steps}), peak lr {s['lr']}"
-        )
+    run = _Run(args, s, train.title, _model_label(s, distributed.world_size()), device)
+    run.check_record_path()
+    params = count_parameters(model)
+    if distributed.is_main():
+        _header(args, s, train, test, run.label, params, device, train_loader)
     optimizer, scheduler = sgd_one_cycle(
         model, lr=s["lr"], epochs=s["epochs"], steps_per_epoch=len(train_loader),
         weight_decay=s["weight_decay"],
@@ -310,51 +383,121 @@ def _train(args: argparse.Namespace) -> History:
         epochs=s["epochs"], stop_after=args.stop_after, optimizer=optimizer,
         scheduler=scheduler, loss_fn=loss_fn, device=device,
         checkpoint=args.checkpoint, progress=args.progress,
+        settings={k: s[k] for k in TRAINING_SETTINGS},
     )  # fmt: skip
-    images = train_loader.shard_size * world  # per epoch, over every process
+    images = train_loader.shard_size * distributed.world_size()  # per epoch, in all
     for row in history.epochs:
         row.setdefault("images_per_s", images / row["seconds"])
-    last, rate = history.last, images * len(history.epochs) / history.train_seconds
-    if not main:
-        return history
-    print(f"{history.train_seconds:.1f} s of training, {rate:,.0f} images/s over "
-          f"{world} process(es)")  # fmt: skip
-    target = s["target"]
-    met = None
-    if target is not None:
-        met = last["test_top1"] >= target[0]
-        met = met and (target[1] is None or last["test_top5"] >= target[1])
-    summary = {
-        "recipe": args.recipe, "chapter": s["chapter"], "dataset": train.title,
-        "model": label, "params": params, "epochs": len(history.epochs),
-        "top1": last["test_top1"], "top5": last.get("test_top5"),
-        "train_seconds": history.train_seconds, "device": device_name(device),
-        "processes": world, "backend": backend, "batch_size": s["batch_size"],
-        "train_images": images, "images_per_s": rate,
-    }  # fmt: skip
-    if args.log_json:
-        _log(args.log_json, summary, history)
-        print(f"history written to {describe_path(args.log_json)}")
-    if len(history.epochs) < s["epochs"]:
-        print(f"stopped after epoch {len(history.epochs)} of {s['epochs']}, not "
-              "recorded: run it again with the same --checkpoint to go on")  # fmt: skip
-    elif not args.no_record:
-        extra = {k: summary[k] for k in ("processes", "backend", "batch_size")}
-        extra.update(recipe=args.recipe, images_per_s=round(rate, 1))
-        if target is not None:
-            top5 = f", top-5 ≥ {target[1]:g}%" if target[1] else ""
-            extra.update(target=f"top-1 ≥ {target[0]:g}%{top5}", met=met)
-        record_result(
-            chapter=s["chapter"], dataset=train.title, model=label, params=params,
-            epochs=len(history.epochs), top1=last["test_top1"],
-            top5=last.get("test_top5"), train_seconds=history.train_seconds,
-            device=device, extra=extra,
-        )  # fmt: skip
+    if distributed.is_main():
+        run.finish(history, params, images)
     return history
 
 
+class _Run:
+    """A run's results: its record (written first) and its optional log."""
+
+    def __init__(self, args, s: dict, title: str, label: str, device) -> None:
+        self.args, self.s, self.title, self.label = args, s, title, label
+        self.device, self.differs = device, differences(s, args.recipe)
+        self.world = distributed.world_size()
+        self.backend = torch.distributed.get_backend() if self.world > 1 else "none"
+
+    def records(self) -> bool:
+        """Whether the run ends with a record (written at the full budget only)."""
+        whole = self.s["stop_after"] is None or self.s["stop_after"] >= self.s["epochs"]
+        return not self.args.no_record and whole
+
+    def check_record_path(self) -> None:
+        """The results folder can take the record: checked before training."""
+        if distributed.is_main() and self.records() and budget() == "full":
+            name = record_name(self.s["chapter"], self.title, self.label, self.device,
+                               self.differs)  # fmt: skip
+            check_writable(results_dir() / name)
+
+    def summary(self, history: History, params: int, images: int) -> dict:
+        last = history.last
+        rate = images * len(history.epochs) / history.train_seconds
+        return {
+            "recipe": self.args.recipe, "chapter": self.s["chapter"],
+            "dataset": self.title, "model": self.label, "params": params,
+            "epochs": len(history.epochs), "top1": last["test_top1"],
+            "top5": last.get("test_top5"), "train_seconds": history.train_seconds,
+            "device": device_name(self.device), "processes": self.world,
+            "backend": self.backend, "batch_size": self.s["batch_size"],
+            "train_images": images, "images_per_s": rate,
+        }  # fmt: skip
+
+    def finish(self, history: History, params: int, images: int) -> None:
+        """Print the throughput, write the record, then the log; a failed write prints
+        the result, so that it is not lost, and says where it could not be written."""
+        summary = self.summary(history, params, images)
+        print(f"{history.train_seconds:.1f} s of training, "
+              f"{summary['images_per_s']:,.0f} images/s over {self.world} "
+              "process(es)")  # fmt: skip
+        failed = []
+        for write in (self._record, self._log):
+            try:
+                write(summary, history)
+            except OSError as err:
+                failed.append(str(err))
+        if failed:
+            print(f"result (not saved): {json.dumps(summary)}")
+            raise WriteError("; ".join(failed))
+
+    def _record(self, summary: dict, history: History) -> None:
+        if not self.records():
+            if len(history.epochs) < self.s["epochs"]:
+                print(f"stopped after epoch {len(history.epochs)} of {self.s['epochs']}"
+                      ", not recorded: run it again with the same --checkpoint to go "
+                      "on")  # fmt: skip
+            return
+        extra = {k: summary[k] for k in ("processes", "backend", "batch_size")}
+        extra.update(
+            recipe=self.args.recipe, images_per_s=round(summary["images_per_s"], 1)
+        )
+        target = self.s["target"]
+        if target is not None:
+            met = summary["top1"] >= target[0]
+            met = met and (target[1] is None or summary["top5"] >= target[1])
+            top5 = f", top-5 ≥ {target[1]:g}%" if target[1] else ""
+            extra.update(target=f"top-1 ≥ {target[0]:g}%{top5}", met=met)
+        record_result(
+            chapter=self.s["chapter"], dataset=self.title, model=self.label,
+            params=summary["params"], epochs=summary["epochs"], top1=summary["top1"],
+            top5=summary["top5"], train_seconds=summary["train_seconds"],
+            device=self.device, extra=extra, differs=self.differs,
+            replace=self.args.replace_record,
+        )  # fmt: skip
+
+    def _log(self, summary: dict, history: History) -> None:
+        path = self.args.log_json
+        if path is None:
+            return
+        text = json.dumps({**summary, "history": history.epochs}, indent=2) + "\n"
+        atomic_write(path, lambda f: f.write(text.encode()))
+        print(f"history written to {describe_path(path)}")
+
+
+def _interrupted(args: argparse.Namespace, argv: list[str]) -> str:
+    """One line after Ctrl-C: where the last checkpoint is and how to go on."""
+    if args.checkpoint is None or not Path(args.checkpoint).is_file():
+        return (
+            "interrupted; no checkpoint was written (--checkpoint PATH saves one after "
+            "every epoch, to resume from)"
+        )
+    command = "python -m lenet_utils.train " + shlex.join(argv)
+    if distributed.launched():
+        command = "the same torchrun command"
+    return (
+        f"interrupted; the last checkpoint is {describe_path(args.checkpoint)}: "
+        f"resume with {command}"
+    )
+
+
 def main(argv: list[str] | None = None) -> History:
-    """Parse ``argv`` and train; a bad input ends with its reason and exit status 2."""
+    """Parse ``argv`` and train; a bad input or a failure ends with one line (exit
+    status 2), Ctrl-C with where to resume from (exit status 130)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     budget_before = os.environ.get(BUDGET_ENV)
     finished = False
@@ -362,10 +505,14 @@ def main(argv: list[str] | None = None) -> History:
         history = _train(args)
         finished = True
         return history
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
+    except KeyboardInterrupt:
+        if _rank_zero():
+            print(_interrupted(args, argv), file=sys.stderr)
+        sys.exit(130)
+    except (ValueError, OSError, RuntimeError, FloatingPointError) as err:
         # The same inputs reach every rank, so every rank stops here: none waits for ever.
-        if os.environ.get("RANK", "0").strip() in ("0", ""):
-            ours = (ValueError, OSError, distributed.LaunchError)
+        if _rank_zero():
+            ours = (ValueError, OSError, distributed.LaunchError, FloatingPointError)
             kind = "" if isinstance(err, ours) else f"{type(err).__name__}: "
             print(f"python -m lenet_utils.train: error: {kind}{err}", file=sys.stderr)
         sys.exit(2)
@@ -375,6 +522,11 @@ def main(argv: list[str] | None = None) -> History:
             os.environ.pop(BUDGET_ENV, None)
         else:
             os.environ[BUDGET_ENV] = budget_before
+
+
+def _rank_zero() -> bool:
+    """Rank 0 by torchrun's variable: the process group may be gone already."""
+    return os.environ.get("RANK", "0").strip() in ("0", "")
 
 
 if __name__ == "__main__":
