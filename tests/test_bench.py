@@ -46,8 +46,10 @@ def test_every_uncompiled_rung_runs_and_learns(tiny_mnist):
     assert {r.precision for r in results} == {"fp32"}  # bf16 autocast only on CUDA
 
 
-def rung(name: str, images_per_s: float) -> RungResult:
-    return RungResult(name, 64, "fp32", images_per_s, 1.0, None, 0.1, None, 98.0, 1)
+def rung(name: str, images_per_s: float, epochs: int = 1) -> RungResult:
+    return RungResult(
+        name, 64, "fp32", images_per_s, 1.0, None, 0.1, None, 98.0, epochs
+    )
 
 
 def test_speedup_is_the_best_rung_over_the_baseline():
@@ -62,16 +64,33 @@ def test_speedup_is_the_best_rung_over_the_baseline():
 
 def test_record_has_the_course_fields(tiny_mnist, monkeypatch):
     monkeypatch.setenv("LENET_BUDGET", "full")
-    results = [rung("baseline", 100.0), rung("tensor data", 250.0)]
+    results = [rung(name, 100.0 + 150 * (name == "tensor data"), epochs=10)
+               for name in bench.RUNGS]  # fmt: skip
     path = bench.record_ladder(results, torch.device("cpu"), per_class=None)
     saved = json.loads(path.read_text())
-    assert path.name == "08--mnist--modern-lenet-5--cpu.json"
+    assert path.name == "08--mnist--modern-lenet-5--cpu.json" and "differs" not in saved
     assert saved["kind"] == "bench" and saved["device"].startswith("CPU")
     assert saved["speedup"] == 2.5 and saved["best_rung"] == "tensor data"
     assert saved["params"] == 61_706 and saved["top1"] == 98.0
     for r in saved["rungs"]:
         assert {"images_per_s", "epoch_s", "time_to_99_s", "compile_s"} <= set(r)
         assert {"peak_mem_mb", "top1", "precision"} <= set(r)
+
+
+def test_a_shorter_ladder_names_what_differs_and_keeps_the_chapters_record(
+    tiny_mnist, monkeypatch
+):
+    monkeypatch.setenv("LENET_BUDGET", "full")
+    monkeypatch.delenv("LENET_REPLACE_RECORDS", raising=False)
+    chapter = tiny_mnist / "results" / "08--mnist--modern-lenet-5--cpu.json"
+    chapter.parent.mkdir()
+    chapter.write_text("{}")
+    results = [rung("baseline", 100.0), rung("large batch", 300.0)]
+    path = bench.record_ladder(results, torch.device("cpu"), per_class=20)
+    assert chapter.read_text() == "{}" and path != chapter
+    assert json.loads(path.read_text())["differs"] == {
+        "epochs": 1, "per_class": 20, "rungs": "baseline,large batch"
+    }  # fmt: skip
 
 
 def test_unknown_rung_is_refused(tiny_mnist):
