@@ -1,31 +1,18 @@
 """The paper's arithmetic: output sizes, parameters, connections and multiply-accumulates.
 
-Every function here is plain integer arithmetic, so it can be checked by hand against
-LeCun et al. (1998), and it follows PyTorch exactly: :func:`output_size` gives the shape
-that ``nn.Conv2d``, ``nn.MaxPool2d`` or ``nn.AvgPool2d`` really produces, and refuses (with
-a ``ValueError`` naming the rule) every layer that PyTorch refuses. :mod:`lenet_utils.tables`
-applies the same rules to every layer of a real PyTorch model.
-
-Conventions (the paper's):
-
-* *parameters* are trainable numbers (weights and biases);
-* *connections* count every input-to-unit link, the bias link included, so a shared
-  weight is one parameter but many connections. A unit's links are counted whether they
-  land on the image or on its padding, as the paper and torchinfo do; a pooling unit has
-  ``kh * kw`` links (and no bias link in PyTorch's pooling);
-* *MACs* (multiply-accumulates) count weight multiplications in convolution and fully
-  connected layers; pooling, biases and activations are not counted.
-
-The rule messages live in :data:`RULES`, one template per rule. The interactive calculator
-of chapter 1 (``book/_static/lenet-calculator.js``) holds a copy of the same table, so that
-the web page and Python say the same thing; ``tests/test_calculator.py`` keeps the two equal.
+Plain integer arithmetic to check by hand against LeCun et al. (1998), following PyTorch
+exactly: :func:`output_size` refuses every layer PyTorch refuses, with a ``ValueError``
+stating the rule (:data:`RULES`, copied by chapter 1's calculator), and the counting
+functions check their arguments by the same rules. As in the paper, *parameters* are
+trainable numbers; *connections* count every input-to-unit link, bias and padding included
+(a shared weight is one parameter but many connections; a pooling unit has ``kh * kw``);
+*MACs* count the weight multiplications of convolution and fully connected layers.
 """
 
 from __future__ import annotations
 
 import numbers
 from typing import Sequence, Union
-
 
 Size = Union[int, tuple[int, int]]
 
@@ -40,16 +27,15 @@ PAPER_1998: dict[str, tuple[int, int]] = {
     "F6": (10_164, 10_164),
 }
 
-#: The layer kinds :func:`output_size` knows, and the PyTorch module each one stands for.
-KINDS: dict[str, str] = {
+#: The layer kinds :func:`output_size` knows, each with its PyTorch module (the one list).
+LAYER_KINDS: dict[str, str] = {
     "conv": "Conv2d",
     "maxpool": "MaxPool2d",
     "avgpool": "AvgPool2d",
 }
 
-#: Every rule a layer can break, as a template filled with ``str.format``-style ``{field}``
-#: names (plain fields only, no format specs, so that JavaScript can fill them the same way).
-#: Keep in step with ``RULES`` in ``book/_static/lenet-calculator.js`` (a test compares them).
+#: Every rule a layer can break, a template of plain ``{field}`` names (JavaScript fills them
+#: the same way): keep in step with ``book/_static/lenet-calculator.js`` (a test compares).
 RULES: dict[str, str] = {
     "type": (
         "{name}: {what} must be an int or a pair of ints (height, width), got {value}"
@@ -94,9 +80,10 @@ RULES: dict[str, str] = {
 }
 
 __all__ = [
-    "KINDS",
+    "LAYER_KINDS",
     "PAPER_1998",
-    "RULES",
+    "checked_count",
+    "checked_groups",
     "conv_connections",
     "conv_macs",
     "conv_output_size",
@@ -104,7 +91,9 @@ __all__ = [
     "linear_macs",
     "linear_params",
     "output_size",
+    "output_size_and_formula",
     "pool_output_size",
+    "pytorch_stride",
     "simple_output_size",
     "sparse_conv_params",
     "subsampling_connections",
@@ -112,25 +101,30 @@ __all__ = [
 ]
 
 _AXES = ("height", "width")
+#: output_size's geometry arguments, in the order their rules are checked.
+_GEOMETRY = ("size", "kernel_size", "stride", "padding", "dilation")
+
+
+class _WrongType(TypeError, ValueError):
+    """A wrong type: a ``TypeError``, and a ``ValueError`` like every rule a layer breaks."""
 
 
 def _broken(rule: str, **fields: object) -> ValueError:
-    """The ``ValueError`` for a broken rule, its text filled from :data:`RULES`."""
-    return ValueError(RULES[rule].format(**fields))
+    """The error for a broken rule, its text filled from :data:`RULES`."""
+    error = _WrongType if rule == "type" else ValueError
+    return error(RULES[rule].format(**fields))
 
 
 def _is_int(value: object) -> bool:
-    # numpy integers are numbers.Integral; bool is too, but a kernel of True is a mistake.
+    """Whether ``value`` is an int, numpy's included; a bool is not (a kernel of True?)."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _pair(
     value: object, what: str, name: str, *, single: bool = False
 ) -> tuple[int, int]:
-    """``value`` as ``(height, width)``: an int is square, a pair is (height, width).
-
-    ``single`` also accepts a one-element sequence (PyTorch's pooling layers do).
-    """
+    """``value`` as ``(height, width)`` from an int or a pair (or, if ``single``, a
+    one-element sequence, as PyTorch's pooling layers accept)."""
     if _is_int(value):
         return int(value), int(value)  # type: ignore[call-overload]
     if isinstance(value, (tuple, list)) and all(_is_int(v) for v in value):
@@ -141,13 +135,65 @@ def _pair(
     raise _broken("type", name=name, what=what, value=repr(value))
 
 
-def _count(value: object, what: str, name: str) -> int:
-    """A channel, unit or group count: an int of at least 1."""
+def _at_least(what: str, pair: tuple[int, int], name: str) -> tuple[int, int]:
+    """``pair`` of the geometry argument ``what``, checked against its lowest value."""
+    rule, lowest = what.removesuffix("_size"), 0 if what == "padding" else 1
+    for axis, value in zip(_AXES, pair):
+        if value < lowest:
+            raise _broken(rule, name=name, axis=axis, value=value)
+    return pair
+
+
+def _kernel(kernel_size: object, name: str, single: bool = False) -> tuple[int, int]:
+    """A kernel size as ``(kh, kw)``, each at least 1."""
+    pair = _pair(kernel_size, "kernel_size", name, single=single)
+    return _at_least("kernel_size", pair, name)
+
+
+def _output_pair(out_size: object, name: str) -> tuple[int, int]:
+    """An output size (what :func:`output_size` gives) as ``(oh, ow)``, each at least 1."""
+    pair = _pair(out_size, "output size", name)
+    for axis, value in zip(_AXES, pair):
+        checked_count(value, f"output {axis}", name)
+    return pair
+
+
+def _flag(value: object, what: str, name: str) -> bool:
+    """A switch such as ``bias`` or ``ceil_mode``: True or False (1 and 0 pass too)."""
+    if value not in (True, False):
+        raise _WrongType(f"{name}: {what} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def checked_count(value: object, what: str, name: str = "layer") -> int:
+    """``value`` as a count of channels, units, groups or output pixels: an int of at
+    least 1, else a ``ValueError`` (a ``TypeError`` too for a non-int) naming ``what``."""
     if not _is_int(value):
-        raise ValueError(f"{name}: {what} must be an int, got {value!r}")
+        raise _WrongType(f"{name}: {what} must be an int, got {value!r}")
     if value < 1:  # type: ignore[operator]
         raise _broken("count", name=name, what=what, value=int(value))  # type: ignore[call-overload]
     return int(value)  # type: ignore[call-overload]
+
+
+def checked_groups(
+    in_channels: object, out_channels: object, groups: object, name: str = "conv"
+) -> tuple[int, int, int]:
+    """A convolution's channels and groups, checked: counts, and channels that split into
+    ``groups`` equal groups (as PyTorch requires). Returns the three as ints."""
+    in_channels = checked_count(in_channels, "in_channels", name)
+    out_channels = checked_count(out_channels, "out_channels", name)
+    groups = checked_count(groups, "groups", name)
+    for what, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+        if value % groups:
+            fields = dict(what=what, value=value, groups=groups)
+            raise _broken("groups_divide", name=name, **fields)
+    return in_channels, out_channels, groups
+
+
+def pytorch_stride(stride: Size | None, kernel_size: Size, kind: str = "conv") -> Size:
+    """The stride PyTorch uses: ``stride``, or when it is ``None`` the default of ``kind``,
+    1 for a convolution and the kernel size for pooling."""
+    return stride if stride is not None else (1 if kind == "conv" else kernel_size)
 
 
 def output_size(
@@ -163,110 +209,85 @@ def output_size(
 ) -> Size:
     """Spatial output size of a convolution or pooling layer, exactly as PyTorch computes it.
 
-    Arguments follow PyTorch's order and names (``nn.Conv2d``, ``nn.MaxPool2d``,
-    ``nn.AvgPool2d``); each is an int (square) or an ``(height, width)`` pair. ``kind`` is
-    ``"conv"``, ``"maxpool"`` or ``"avgpool"``; ``stride=None`` means PyTorch's default:
-    1 for a convolution, the kernel for pooling. Along each axis::
-
-        out = floor((W + 2P - D(F - 1) - 1) / S) + 1
-
-    With ``ceil_mode=True`` (pooling only) ``floor`` becomes ``ceil``, except that a last
-    window starting in the right-hand padding is dropped, as PyTorch does. Ints give an int;
-    a pair in any argument gives an ``(h, w)`` pair.
-
-    Raises ``ValueError`` with the layer's ``name`` and the rule from :data:`RULES` for every
-    layer PyTorch refuses: sizes, kernels, strides and dilations below 1, negative padding,
-    pooling padding over ``kernel_size // 2``, dilation in ``AvgPool2d``, ``ceil_mode`` on a
-    convolution, and a kernel wider than the padded input. PyTorch builds a layer from a
-    zero-pixel input or a one-element kernel tuple in some cases; this refuses the former
-    and accepts the latter for pooling only, as PyTorch does.
+    Arguments follow PyTorch's order and names; each is an int (square) or an
+    ``(height, width)`` pair (then so is the result). ``kind`` is a key of
+    :data:`LAYER_KINDS`; ``stride=None`` is PyTorch's default (:func:`pytorch_stride`).
+    Along each axis ``out = floor((W + 2P - D(F - 1) - 1) / S) + 1``; ``ceil_mode=True``
+    (pooling only) makes it ``ceil``, but drops a last window starting in the right-hand
+    padding, as PyTorch does. Raises ``ValueError`` naming the layer and the rule for every
+    layer PyTorch refuses (a wrong type is also a ``TypeError``), and for an input of zero
+    pixels, which PyTorch builds in some cases.
     """
-    if kind not in KINDS:
+    geometry = [size, kernel_size, stride, padding, dilation]
+    return output_size_and_formula(geometry, ceil_mode, kind=kind, name=name)[0]
+
+
+def output_size_and_formula(
+    geometry: Sequence[Size | None],
+    ceil_mode: bool = False,
+    *,
+    kind: str = "conv",
+    name: str = "layer",
+) -> tuple[Size, Size]:
+    """(:func:`output_size`, the formula's size) of ``geometry``, output_size's first five
+    arguments. The formula's is larger where PyTorch drops a last ``ceil_mode`` window
+    that would start in the right-hand padding (5 and 4 windows for the geometry
+    ``(11, 3, 3, 1, 1)`` of a max pooling)."""
+    geometry = list(geometry)
+    if kind not in LAYER_KINDS:
         raise _broken("kind", name=name, value=repr(kind))
     pooling = kind != "conv"
-    if stride is None:
-        stride = kernel_size if pooling else 1
-    args = {
-        "size": size,
-        "kernel_size": kernel_size,
-        "stride": stride,
-        "padding": padding,
-        "dilation": dilation,
-    }
+    geometry[2] = pytorch_stride(geometry[2], geometry[1], kind)
     pairs = {
         what: _pair(value, what, name, single=pooling and what != "size")
-        for what, value in args.items()
+        for what, value in zip(_GEOMETRY, geometry)
     }
-    if ceil_mode not in (True, False):
-        raise ValueError(f"{name}: ceil_mode must be True or False, got {ceil_mode!r}")
+    ceil_mode = _flag(ceil_mode, "ceil_mode", name)
     if ceil_mode and not pooling:
         raise _broken("ceil_mode", name=name)
-    if kind == "avgpool":
-        for axis, d in zip(_AXES, pairs["dilation"]):
-            if d != 1:
-                raise _broken("avgpool_dilation", name=name, value=d, axis=axis)
+    for axis, d in zip(_AXES, pairs["dilation"]):
+        if kind == "avgpool" and d != 1:
+            raise _broken("avgpool_dilation", name=name, value=d, axis=axis)
     # Rule by rule over both axes, so that a stride of 0 is reported before a kernel that
     # does not fit, whichever axis each is on.
-    for (what, value), lowest in zip(pairs.items(), (1, 1, 1, 0, 1)):
-        rule = "size" if what == "size" else what.removesuffix("_size")
-        for axis, v in zip(_AXES, value):
-            if v < lowest:
-                raise _broken(rule, name=name, axis=axis, value=v)
-    if pooling:
-        # PyTorch's pool2d_shape_check: pooling pads by at most half the kernel (the
-        # dilated span would allow more, but the check uses the kernel itself).
-        for axis, k, p in zip(_AXES, pairs["kernel_size"], pairs["padding"]):
-            if p > k // 2:
-                raise _broken(
-                    "pool_padding",
-                    name=name,
-                    padding=p,
-                    kernel=k,
-                    half=k // 2,
-                    axis=axis,
-                )
-    out = tuple(
-        _output_1d(
-            *(pairs[what][i] for what in args),
-            ceil_mode=bool(ceil_mode),
-            name=name,
-            axis=_AXES[i],
-        )
-        for i in range(2)
+    for what, pair in pairs.items():
+        _at_least(what, pair, name)
+    # PyTorch's pool2d_shape_check: pooling pads by at most half the kernel (the dilated
+    # span would allow more, but the check uses the kernel itself).
+    for axis, k, p in zip(_AXES, pairs["kernel_size"], pairs["padding"]):
+        if pooling and p > k // 2:
+            fields = dict(padding=p, kernel=k, half=k // 2, axis=axis)
+            raise _broken("pool_padding", name=name, **fields)
+    (h, h_formula), (w, w_formula) = (
+        _output_1d(tuple(p[i] for p in pairs.values()), ceil_mode, name, axis)
+        for i, axis in enumerate(_AXES)
     )
-    if all(_is_int(v) for v in args.values()):
-        return out[0]
-    return out  # type: ignore[return-value]
+    if all(_is_int(v) for v in geometry):
+        return h, h_formula
+    return (h, w), (h_formula, w_formula)
 
 
 def _output_1d(
-    size: int,
-    kernel: int,
-    stride: int,
-    padding: int,
-    dilation: int,
-    *,
-    ceil_mode: bool,
-    name: str,
-    axis: str,
-) -> int:
-    """One axis of :func:`output_size`, its arguments already checked one by one."""
+    geometry: tuple[int, ...], ceil_mode: bool, name: str, axis: str
+) -> tuple[int, int]:
+    """One axis of :func:`output_size_and_formula`, its arguments checked one by one."""
+    size, kernel, stride, padding, dilation = geometry
     span = dilation * (kernel - 1) + 1  # how many input pixels one window covers
     padded = size + 2 * padding
     fit = dict(name=name, span=span, axis=axis, size=size, padding=padding)
     if not ceil_mode:
         if span > padded:
             raise _broken("fit", padded=padded, **fit)
-        return (padded - span) // stride + 1
+        out = (padded - span) // stride + 1
+        return out, out
     # ceil_mode: a window may overhang the padded input by up to stride - 1 pixels.
     if span > padded + stride - 1:
         raise _broken("fit_ceil", padded=padded, overhang=stride - 1, **fit)
-    out = -(-(padded - span) // stride) + 1  # ceil division
+    formula = -(-(padded - span) // stride) + 1  # ceil division
     # PyTorch's pooling_output_shape: the last window must start inside the image or the
     # left padding, not in the right-hand padding.
-    if (out - 1) * stride >= size + padding:
-        out -= 1
-    return out
+    dropped = (formula - 1) * stride >= size + padding
+    return formula - dropped, formula
 
 
 def conv_output_size(
@@ -303,53 +324,29 @@ def pool_output_size(
 
 
 def simple_output_size(
-    width: int,
-    kernel_size: int,
-    stride: int = 1,
-    padding: int = 0,
+    width: Size,
+    kernel_size: Size,
+    stride: Size = 1,
+    padding: Size = 0,
     *,
     name: str = "layer",
-) -> int:
-    """The form most courses quote, ``(W - F + 2P) / S + 1``, for a convolution.
-
-    It is :func:`output_size` without dilation (``D = 1``) in the case where the division is
-    exact, so that the floor changes nothing. When it is not exact, the last pixels are
-    not covered by any window; this raises ``ValueError`` saying so (PyTorch rounds down
-    silently; :func:`output_size` gives that size).
+) -> Size:
+    """The form most courses quote, ``(W - F + 2P) / S + 1``, for a convolution: it is
+    :func:`output_size` without dilation when the division is exact (ints or pairs, as
+    there). When it is not, the last pixels are not covered by any window, and this raises
+    ``ValueError`` saying so (PyTorch rounds down silently, as :func:`output_size` does).
     """
-    general = output_size(width, kernel_size, stride, padding, name=name)
-    steps, leftover = divmod(width - kernel_size + 2 * padding, stride)
-    if leftover:
-        raise _broken(
-            "exact",
-            name=name,
-            width=width,
-            kernel=kernel_size,
-            padding=padding,
-            stride=stride,
-            leftover=leftover,
-            general=general,
-        )
-    return steps + 1
+    general = output_size(width, kernel_size, stride, padding, name=name)  # checks all
+    args = [_pair(v, "", name) for v in (width, kernel_size, stride, padding, general)]
+    for w, f, s, p, out in zip(*args):
+        leftover = (w - f + 2 * p) % s
+        if leftover:
+            fields = dict(width=w, kernel=f, stride=s, padding=p, general=out)
+            raise _broken("exact", name=name, leftover=leftover, **fields)
+    return general
 
 
-# ----------------------------------------------------------------------------------------
-# Parameters, connections, multiply-accumulates
-# ----------------------------------------------------------------------------------------
-
-
-def _check_groups(
-    in_channels: int, out_channels: int, groups: int, name: str
-) -> tuple[int, int, int]:
-    in_channels = _count(in_channels, "in_channels", name)
-    out_channels = _count(out_channels, "out_channels", name)
-    groups = _count(groups, "groups", name)
-    for what, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-        if value % groups:
-            raise _broken(
-                "groups_divide", name=name, what=what, value=value, groups=groups
-            )
-    return in_channels, out_channels, groups
+# Parameters, connections, multiply-accumulates ------------------------------------------
 
 
 def conv_params(
@@ -362,64 +359,72 @@ def conv_params(
     name: str = "conv",
 ) -> int:
     """Trainable parameters of an ``nn.Conv2d``: ``out * (in / groups) * kh * kw`` weights,
-    plus ``out`` biases.
-
-    Raises ``ValueError`` for counts below 1 and for channels not divisible by ``groups``.
-    (PyTorch builds a convolution with no input channels; it computes nothing, so this
-    refuses it.)
+    plus ``out`` biases. Refuses counts and kernels below 1 (PyTorch builds a convolution
+    of no input channels, which computes nothing) and channels not divisible by ``groups``.
     """
-    in_channels, out_channels, groups = _check_groups(
-        in_channels, out_channels, groups, name
-    )
-    kh, kw = _pair(kernel_size, "kernel_size", name)
-    return out_channels * (in_channels // groups) * kh * kw + (
-        out_channels if bias else 0
-    )
+    c_in, c_out, groups = checked_groups(in_channels, out_channels, groups, name)
+    kh, kw = _kernel(kernel_size, name)
+    biases = c_out if _flag(bias, "bias", name) else 0
+    return c_out * (c_in // groups) * kh * kw + biases
 
 
 def sparse_conv_params(
-    table: Sequence[Sequence[int]], kernel_size: Size, *, bias: bool = True
+    table: Sequence[Sequence[int]],
+    kernel_size: Size,
+    *,
+    bias: bool = True,
+    name: str = "sparse conv",
 ) -> int:
-    """Parameters of a convolution where output map ``j`` sees only the input maps ``table[j]``.
-
-    This is the paper's C3: each of 16 maps reads 3, 4 or 6 of S2's 6 maps (Table I).
-    """
-    kh, kw = _pair(kernel_size, "kernel_size", "sparse conv")
-    return sum(len(inputs) * kh * kw + (1 if bias else 0) for inputs in table)
+    """Parameters of a convolution where output map ``j`` sees only the input maps
+    ``table[j]``: the paper's C3, whose 16 maps read 3, 4 or 6 of S2's 6 (Table I)."""
+    kh, kw = _kernel(kernel_size, name)
+    biases = len(table) if _flag(bias, "bias", name) else 0
+    checked_count(len(table), "output maps", name)
+    weights = 0
+    for j, maps in enumerate(table):
+        if not isinstance(maps, (tuple, list)) or not all(map(_is_int, maps)):
+            raise _WrongType(f"{name}: table[{j}] must list input maps, got {maps!r}")
+        weights += checked_count(len(maps), f"table[{j}]'s input maps", name) * kh * kw
+    return weights + biases
 
 
 def linear_params(
     in_features: int, out_features: int, *, bias: bool = True, name: str = "linear"
 ) -> int:
     """Trainable parameters of a fully connected layer: ``out * in`` weights + ``out`` biases."""
-    in_features = _count(in_features, "in_features", name)
-    out_features = _count(out_features, "out_features", name)
-    return out_features * in_features + (out_features if bias else 0)
+    in_features = checked_count(in_features, "in_features", name)
+    out_features = checked_count(out_features, "out_features", name)
+    biases = out_features if _flag(bias, "bias", name) else 0
+    return out_features * in_features + biases
 
 
-def subsampling_params(channels: int) -> int:
+def subsampling_params(channels: int, *, name: str = "subsampling") -> int:
     """The paper's S2/S4: one trainable coefficient and one bias per map."""
-    return 2 * channels
+    return 2 * checked_count(channels, "channels", name)
 
 
-def conv_connections(params: int, out_size: Size) -> int:
-    """Connections of a convolution: every output position repeats all its kernels' links.
-
-    ``params`` is the layer's parameter count (weights + biases), because each weight and
-    each bias is one link per output position. Valid for dense, grouped and sparse layers.
-    """
-    oh, ow = _pair(out_size, "output size", "conv")
-    return params * oh * ow
+def conv_connections(params: int, out_size: Size, *, name: str = "conv") -> int:
+    """Connections of a convolution: each output position repeats its kernels' links, one
+    per weight and bias, so ``params`` (weights + biases) times the output positions.
+    Valid for dense, grouped and sparse layers."""
+    oh, ow = _output_pair(out_size, name)
+    return checked_count(params, "params", name) * oh * ow
 
 
 def subsampling_connections(
-    channels: int, kernel_size: Size, out_size: Size, *, bias: bool = True
+    channels: int,
+    kernel_size: Size,
+    out_size: Size,
+    *,
+    bias: bool = True,
+    name: str = "pool",
 ) -> int:
     """Connections of a pooling or subsampling layer: ``kh * kw`` inputs per unit, plus a
     bias link for the paper's trainable subsampling (``bias=False`` for PyTorch's pooling)."""
-    kh, kw = _pair(kernel_size, "kernel_size", "pool", single=True)
-    oh, ow = _pair(out_size, "output size", "pool")
-    return channels * oh * ow * (kh * kw + (1 if bias else 0))
+    channels = checked_count(channels, "channels", name)
+    kh, kw = _kernel(kernel_size, name, single=True)
+    oh, ow = _output_pair(out_size, name)
+    return channels * oh * ow * (kh * kw + (1 if _flag(bias, "bias", name) else 0))
 
 
 def conv_macs(
@@ -433,14 +438,13 @@ def conv_macs(
 ) -> int:
     """Multiply-accumulates of an ``nn.Conv2d``: each output value reads
     ``(in / groups) * kh * kw`` inputs, one weight multiplication each."""
-    in_channels, out_channels, groups = _check_groups(
-        in_channels, out_channels, groups, name
+    weights = conv_params(
+        in_channels, out_channels, kernel_size, bias=False, groups=groups, name=name
     )
-    kh, kw = _pair(kernel_size, "kernel_size", name)
-    oh, ow = _pair(out_size, "output size", name)
-    return (in_channels // groups) * kh * kw * out_channels * oh * ow
+    oh, ow = _output_pair(out_size, name)
+    return weights * oh * ow
 
 
-def linear_macs(in_features: int, out_features: int) -> int:
-    """Multiply-accumulates of a fully connected layer."""
-    return in_features * out_features
+def linear_macs(in_features: int, out_features: int, *, name: str = "linear") -> int:
+    """Multiply-accumulates of a fully connected layer: one per weight."""
+    return linear_params(in_features, out_features, bias=False, name=name)

@@ -11,15 +11,19 @@ pandas DataFrame for a notebook. The rules and counts themselves are in
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import asdict, dataclass
-from typing import Iterable, NamedTuple, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Iterable, NamedTuple, Sequence
 
 import torch
 from torch import nn
 
+if TYPE_CHECKING:  # pandas is imported when a table is made, not with the package
+    import pandas as pd
+
 from .arithmetic import (
     Size,
-    _count,
+    checked_count,
+    checked_groups,
     conv_connections,
     conv_macs,
     conv_params,
@@ -39,6 +43,21 @@ class LayerCounts(NamedTuple):
     params: int
     connections: int
     macs: int
+
+
+def _conv_counts(
+    c_in: int,
+    c_out: int,
+    kernel_size: Size,
+    out_hw: tuple[int, int],
+    groups: int,
+    bias: bool,
+    name: str,
+) -> tuple[int, int, int]:
+    """(parameters, connections, MACs) of a convolution computing ``out_hw`` positions."""
+    params = conv_params(c_in, c_out, kernel_size, bias=bias, groups=groups, name=name)
+    macs = conv_macs(c_in, c_out, kernel_size, out_hw, groups=groups, name=name)
+    return params, conv_connections(params, out_hw, name=name), macs
 
 
 def layer_counts(
@@ -62,28 +81,25 @@ def layer_counts(
     geometry as in :func:`output_size`; ``out_channels``, ``groups`` and ``bias`` for a
     convolution only (pooling keeps the channels and has no parameters).
     """
-    in_channels = _count(in_channels, "in_channels", name)
+    # Checked in the order of chapter 1's calculator, which shows the same first error.
+    in_channels = checked_count(in_channels, "in_channels", name)
     if kind == "conv":
         if out_channels is None:
             raise ValueError(f"{name}: a convolution needs out_channels")
-        params = conv_params(
-            in_channels, out_channels, kernel_size, bias=bias, groups=groups, name=name
-        )
+        checked_groups(in_channels, out_channels, groups, name)
     out = output_size(
         size, kernel_size, stride, padding, dilation, ceil_mode, kind=kind, name=name
     )
-    oh, ow = (out, out) if isinstance(out, int) else out
-    if kind == "conv":
-        macs = conv_macs(
-            in_channels, out_channels, kernel_size, (oh, ow), groups=groups, name=name
+    out_hw = (out, out) if isinstance(out, int) else out
+    if kind != "conv":
+        connections = subsampling_connections(
+            in_channels, kernel_size, out_hw, bias=False, name=name
         )
-        return LayerCounts(
-            (out_channels, oh, ow), params, conv_connections(params, (oh, ow)), macs
-        )
-    connections = subsampling_connections(
-        in_channels, kernel_size, (oh, ow), bias=False
+        return LayerCounts((in_channels, *out_hw), 0, connections, 0)
+    params, connections, macs = _conv_counts(
+        in_channels, out_channels, kernel_size, out_hw, groups, bias, name
     )
-    return LayerCounts((in_channels, oh, ow), 0, connections, 0)
+    return LayerCounts((out_channels, *out_hw), params, connections, macs)
 
 
 # ----------------------------------------------------------------------------------------
@@ -103,16 +119,13 @@ class LayerRow:
     connections: int
     macs: int
 
-    def as_dict(self) -> dict:
-        return asdict(self)
-
 
 _POOLS = (nn.MaxPool2d, nn.AvgPool2d)
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 
 def _counts(
-    module: nn.Module, in_shape: tuple[int, ...], out_shape: tuple[int, ...]
+    module: nn.Module, in_shape: tuple[int, ...], out_shape: tuple[int, ...], name: str
 ) -> tuple[int, int] | None:
     """(connections, MACs) of one leaf layer, or ``None`` for layers the table skips."""
     own = getattr(module, "lenet_counts", None)
@@ -121,39 +134,54 @@ def _counts(
     ):  # custom layers (e.g. the 1998 model's sparse C3) count themselves
         return own(in_shape, out_shape)
     if isinstance(module, nn.Conv2d):
-        out_hw = tuple(out_shape[-2:])
-        params = conv_params(
-            module.in_channels,
-            module.out_channels,
-            module.kernel_size,
-            bias=module.bias is not None,
-            groups=module.groups,
-        )
-        macs = conv_macs(
-            module.in_channels,
-            module.out_channels,
-            module.kernel_size,
-            out_hw,
-            groups=module.groups,
-        )
-        return conv_connections(params, out_hw), macs
+        c_in, c_out, groups = module.in_channels, module.out_channels, module.groups
+        out_hw, bias = tuple(out_shape[-2:]), module.bias is not None
+        return _conv_counts(
+            c_in, c_out, module.kernel_size, out_hw, groups, bias, name
+        )[1:]
     if isinstance(module, nn.Linear):
-        params = linear_params(
-            module.in_features, module.out_features, bias=module.bias is not None
-        )
+        n_in, n_out = module.in_features, module.out_features
+        params = linear_params(n_in, n_out, bias=module.bias is not None, name=name)
         # One link per weight and bias; every output row (e.g. per position) repeats them.
         rows = int(torch.Size(out_shape[1:-1]).numel())
-        return params * rows, linear_macs(
-            module.in_features, module.out_features
-        ) * rows
-    if isinstance(
-        module, _NORMS
-    ):  # a scale and shift per channel: listed for its params
+        return params * rows, linear_macs(n_in, n_out, name=name) * rows
+    if isinstance(module, _NORMS):  # a scale and shift per channel: listed for params
         return 0, 0
     if isinstance(module, _POOLS):
         c, oh, ow = out_shape[-3:]
-        return subsampling_connections(c, module.kernel_size, (oh, ow), bias=False), 0
+        kernel = module.kernel_size
+        return subsampling_connections(c, kernel, (oh, ow), bias=False, name=name), 0
     return None
+
+
+def _counted_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The modules :func:`layer_table` hooks, by short name: the leaves, and modules that
+    count themselves (they hide their children, e.g. a sparse C3 made of convs)."""
+    self_counting = {
+        m for m in model.modules() if callable(getattr(m, "lenet_counts", None))
+    }
+    hidden = {c for m in self_counting for c in m.modules() if c is not m}
+    return [
+        ((name or type(module).__name__).split(".")[-1], module)
+        for name, module in model.named_modules()
+        if module not in hidden
+        and (module in self_counting or not list(module.children()))
+    ]
+
+
+def _recorder(name: str, rows: list[LayerRow]) -> Callable[..., None]:
+    """A forward hook that appends the row of the layer ``name`` to ``rows``."""
+
+    def record(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        """Append the row of ``module``, unless the table skips its kind."""
+        in_shape, out_shape = tuple(inputs[0].shape), tuple(output.shape)
+        counts = _counts(module, in_shape, out_shape, name)
+        if counts is not None:
+            params = sum(p.numel() for p in module.parameters() if p.requires_grad)
+            kind = type(module).__name__
+            rows.append(LayerRow(name, kind, in_shape, out_shape, params, *counts))
+
+    return record
 
 
 def layer_table(
@@ -174,41 +202,10 @@ def layer_table(
     if not isinstance(model, nn.Module):
         model = nn.Sequential(OrderedDict(model))
     rows: list[LayerRow] = []
-    handles = []
-    # Modules that count themselves hide their children (e.g. a sparse C3 made of convs).
-    self_counting = {
-        m for m in model.modules() if callable(getattr(m, "lenet_counts", None))
-    }
-    hidden = {c for m in self_counting for c in m.modules() if c is not m}
-
-    def hook(name: str):
-        def record(module: nn.Module, inputs, output) -> None:
-            in_shape = tuple(inputs[0].shape)
-            out_shape = tuple(output.shape)
-            counts = _counts(module, in_shape, out_shape)
-            if counts is None:
-                return
-            params = sum(p.numel() for p in module.parameters() if p.requires_grad)
-            rows.append(
-                LayerRow(
-                    name.split(".")[-1],
-                    type(module).__name__,
-                    in_shape,
-                    out_shape,
-                    params,
-                    *counts,
-                )
-            )
-
-        return record
-
-    for name, module in model.named_modules():
-        if module in hidden:
-            continue
-        if module in self_counting or not list(module.children()):
-            handles.append(
-                module.register_forward_hook(hook(name or type(module).__name__))
-            )
+    handles = [
+        module.register_forward_hook(_recorder(name, rows))
+        for name, module in _counted_layers(model)
+    ]
     was_training = model.training
     model.eval()
     try:
@@ -223,7 +220,7 @@ def layer_table(
     return rows
 
 
-def table_frame(rows: Sequence[LayerRow]):
+def table_frame(rows: Sequence[LayerRow]) -> pd.DataFrame:
     """The rows as a pandas DataFrame indexed by layer, for notebooks.
 
     Shapes lose the batch dimension and read like ``6x28x28``; the counts stay ints.
@@ -231,6 +228,7 @@ def table_frame(rows: Sequence[LayerRow]):
     import pandas as pd
 
     def shape(s: tuple[int, ...]) -> str:
+        """``(1, 6, 28, 28)`` -> ``6x28x28``."""
         return "x".join(str(n) for n in s[1:])
 
     frame = pd.DataFrame(

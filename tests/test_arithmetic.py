@@ -13,39 +13,24 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from torch import nn
-from torchinfo import summary
 
 from lenet_utils import arithmetic as ar
-from lenet_utils import tables as tb
-from rules import rule_of
-from lenet_utils.models import C3_TABLE, LeNet5
+from lenet_utils.models import C3_TABLE
+from rules import one_thread  # noqa: F401 (an autouse fixture: imported, it applies)
+from rules import (
+    VARIANTS,
+    as_pair,
+    examples,
+    geometries,
+    rule_of,
+    run_real,
+    variant,
+)
 
 PAPER = ar.PAPER_1998  # the paper's printed (parameters, connections) per layer
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny layers run several times faster on one thread than on a pool of them (which
-    waits for its threads on every call); restored afterwards for the other tests."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def examples(n: int) -> settings:
-    """``n`` examples, the same in every run (for CI), with no example database left
-    behind and no per-example deadline (the first torch call of a run is slow)."""
-    return settings(
-        max_examples=n,
-        derandomize=True,
-        database=None,
-        deadline=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-    )
 
 
 def paper_counts() -> dict[str, tuple[int, int]]:
@@ -159,14 +144,6 @@ def test_pooling_stride_defaults_to_the_kernel():
     assert ar.output_size(28, 2, kind="maxpool") == 14 == ar.pool_output_size(28, 2)
     assert ar.output_size(28, 2) == 27  # a convolution's stride defaults to 1
     assert ar.pool_output_size(10, (2, 3)) == (5, 3)
-
-
-def test_the_paper_figures_of_non_square_pooling():
-    rows = tb.layer_table(
-        [("C1", nn.Conv2d(1, 6, 5)), ("S2", nn.MaxPool2d((2, 3)))], (1, 1, 32, 32)
-    )
-    # 6 maps x 14 x 9 units x (2 x 3) links; counting the first side only gave 3,024.
-    assert rows[1].output_shape == (1, 6, 14, 9) and rows[1].connections == 4_536
 
 
 MESSAGES = [
@@ -284,243 +261,24 @@ def test_numpy_integers_are_accepted_and_lists_are_pairs():
 # ----------------------------------------------------------------------------------------
 
 
-def values(lo: int, hi: int) -> list:
-    """Ints in [lo, hi] and (h, w) pairs of them, about half of each."""
-    ints = list(range(lo, hi + 1))
-    return ints * len(ints) + list(itertools.product(ints, ints))
-
-
-def dims(lo: int, hi: int, bad: tuple[int, ...] = ()) -> st.SearchStrategy:
-    """One of :func:`values`, or with ``bad`` about one in ten a refused value.
-
-    One ``sampled_from`` per argument: drawing is most of the time these tests take, and
-    a single draw is much cheaper than a tuple of draws.
-    """
-    good = values(lo, hi)
-    refused = [*bad, *((lo, b) for b in bad), *((b, hi) for b in bad)]
-    if not refused:
-        return st.sampled_from(good)
-    ratio = 9 * len(refused) / len(good)  # copies of ``good`` for 9 good to 1 refused
-    copies, refused_copies = max(1, round(ratio)), max(1, round(1 / ratio))
-    return st.sampled_from(good * copies + refused * refused_copies)
-
-
-def as_pair(v):
-    return (v, v) if isinstance(v, int) else tuple(v)
-
-
-# A drawn geometry is tried as every layer kind (5 configurations an example):
-# (kind, ceil_mode); AvgPool2d has no dilation, so it gets 1.
-VARIANTS = [
-    ("conv", False),
-    ("maxpool", False),
-    ("maxpool", True),
-    ("avgpool", False),
-    ("avgpool", True),
-]
-
-
-@st.composite
-def geometries(draw, *, impossible: bool = True):
-    """Random arguments for a conv or pooling layer and its input (a dict)."""
-    if impossible:  # below 1 (0 for padding), or too big for the pooling padding rule
-        kernel = dims(1, 7, (0, -1))
-        stride = st.one_of(dims(1, 6, (0, -2)), st.none())
-        padding = dims(0, 4, (-1,))
-        dilation = dims(1, 3, (0, -1))
-    else:
-        kernel, stride, padding, dilation = (
-            dims(1, 7),
-            dims(1, 6),
-            dims(0, 3),
-            dims(1, 3),
-        )
-    groups = draw(st.sampled_from([1, 1, 2, 3]))
-    return dict(
-        size=draw(dims(1, 23)),
-        kernel_size=draw(kernel),
-        stride=draw(stride) if impossible else draw(st.one_of(stride, st.none())),
-        padding=draw(padding),
-        dilation=draw(dilation),
-        groups=groups,
-        in_channels=groups * draw(st.sampled_from([1, 2, 3])),
-        out_channels=groups * draw(st.sampled_from([1, 2, 3])),
-        bias=draw(st.booleans()),
-    )
-
-
-def variant(geometry: dict, kind: str, ceil_mode: bool) -> dict:
-    cfg = dict(geometry, kind=kind, ceil_mode=ceil_mode)
-    if kind == "avgpool":
-        cfg["dilation"] = 1
-    if kind == "conv" and cfg["stride"] is None:
-        cfg["stride"] = 1  # nn.Conv2d takes no None; output_size reads None as 1 too
-    return cfg
-
-
-def real_layer(cfg) -> nn.Module:
-    geometry = dict(
-        stride=cfg["stride"], padding=cfg["padding"], ceil_mode=cfg["ceil_mode"]
-    )
-    if cfg["kind"] == "avgpool":
-        return nn.AvgPool2d(cfg["kernel_size"], **geometry)
-    if cfg["kind"] == "maxpool":
-        return nn.MaxPool2d(cfg["kernel_size"], dilation=cfg["dilation"], **geometry)
-    return nn.Conv2d(
-        cfg["in_channels"],
-        cfg["out_channels"],
-        cfg["kernel_size"],
-        stride=cfg["stride"],
-        padding=cfg["padding"],
-        dilation=cfg["dilation"],
-        groups=cfg["groups"],
-        bias=cfg["bias"],
-    )
-
-
-def run_real(cfg):
-    """(layer, output) of the real PyTorch layer, or (None, None) if PyTorch refuses it."""
-    h, w = as_pair(cfg["size"])
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # e.g. "Initializing zero-element tensors"
-            layer = real_layer(cfg)
-            with torch.no_grad():
-                return layer, layer(torch.zeros(1, cfg["in_channels"], h, w))
-    except (RuntimeError, ValueError):
-        return None, None
-
-
-def ours(cfg) -> tb.LayerCounts:
-    extra = (
-        dict(out_channels=cfg["out_channels"], groups=cfg["groups"], bias=cfg["bias"])
-        if cfg["kind"] == "conv"
-        else {}
-    )
-    return tb.layer_counts(
-        cfg["in_channels"],
-        cfg["size"],
-        cfg["kernel_size"],
-        cfg["stride"],
-        cfg["padding"],
-        cfg["dilation"],
-        cfg["ceil_mode"],
-        kind=cfg["kind"],
-        name="L",
-        **extra,
-    )
-
-
-def check_against_pytorch(cfg) -> bool:
-    """Compare one configuration with the real layer; True if PyTorch accepted it."""
-    layer, real = run_real(cfg)
-    args = [cfg[k] for k in ("size", "kernel_size", "stride", "padding", "dilation")]
-    if real is None:  # PyTorch refuses it <=> we refuse it, naming the layer
-        with pytest.raises(ValueError, match=r"^L: "):
-            ar.output_size(*args, cfg["ceil_mode"], kind=cfg["kind"], name="L")
-        with pytest.raises(ValueError, match=r"^L: "):
-            ours(cfg)
-        return False
-    got = ar.output_size(*args, cfg["ceil_mode"], kind=cfg["kind"], name="L")
-    assert as_pair(got) == tuple(real.shape[-2:])
-    # An int comes back when every argument was an int.
-    assert isinstance(got, int) == all(
-        isinstance(a, int) for a in args if a is not None
-    )
-    counts = ours(cfg)
-    assert counts.output_shape == tuple(real.shape[1:])
-    units = real.numel()  # output values (batch of 1)
-    if cfg["kind"] == "conv":
-        per_unit = layer.weight[0].numel()  # (in / groups) x kh x kw weights per value
-        assert counts.params == sum(p.numel() for p in layer.parameters())
-        assert counts.macs == units * per_unit
-        assert counts.connections == units * (per_unit + (layer.bias is not None))
-    else:
-        kh, kw = as_pair(layer.kernel_size)
-        assert counts == (counts.output_shape, 0, units * kh * kw, 0)
-    return True
-
-
 @examples(1200)
 @given(geometries())
-def test_layers_are_pytorchs_and_impossible_ones_refused(geometry):
-    for kind, ceil_mode in VARIANTS:
-        check_against_pytorch(variant(geometry, kind, ceil_mode))
-
-
-@examples(1000)
-@given(geometries(impossible=False))
-def test_counts_of_possible_layers_are_pytorchs(geometry):
-    for kind, ceil_mode in VARIANTS:
-        check_against_pytorch(variant(geometry, kind, ceil_mode))
-
-
-def test_the_random_layers_reach_every_case():
-    """The strategies are not vacuous: many layers run, many are refused, for each rule."""
-    seen = collections.Counter()
-
-    @examples(300)
-    @given(geometries())
-    def tally(geometry):
-        for kind, ceil_mode in VARIANTS:
-            cfg = variant(geometry, kind, ceil_mode)
-            try:
-                ours(cfg)
-                seen["possible"] += 1
-            except ValueError as err:
-                seen[rule_of(str(err))] += 1
-
-    tally()
-    # Hypothesis versions draw differently (6.100 reached one rule only 10 times in 300
-    # examples), so each rule must be reached, not a share of them.
-    assert seen["possible"] >= 30, seen
-    for case in ("kernel", "stride", "padding", "dilation", "pool_padding"):
-        assert seen[case] >= 5, seen
-    assert seen["fit"] + seen["fit_ceil"] >= 5, seen
-
-
-@examples(100)
-@given(geometries(impossible=False))
-def test_conv_connections_and_macs_are_torchinfos_mult_adds(geometry):
-    # torchinfo counts a convolution's mult-adds as (weights + biases) x output positions:
-    # that is exactly our connections (the bias link included), and our MACs are the same
-    # without the one bias add per output value.
-    cfg = variant(geometry, "conv", False)
-    layer, real = run_real(cfg)
-    assume(real is not None)
-    h, w = as_pair(cfg["size"])
-    info = summary(layer, input_size=(1, cfg["in_channels"], h, w), verbose=0)
-    counts = ours(cfg)
-    assert counts.connections == info.total_mult_adds
-    assert counts.macs == info.total_mult_adds - (real.numel() if cfg["bias"] else 0)
-    assert counts.params == info.trainable_params
-
-
-@examples(100)
-@given(st.integers(1, 50), st.integers(1, 50), st.booleans())
-def test_linear_counts_are_torchinfos_mult_adds(n_in, n_out, bias):
-    layer = nn.Linear(n_in, n_out, bias=bias)
-    info = summary(layer, input_size=(1, n_in), verbose=0)
-    params = ar.linear_params(n_in, n_out, bias=bias)
-    assert params == info.trainable_params == info.total_mult_adds
-    (row,) = tb.layer_table([("F6", layer)], (1, n_in))
-    assert (row.params, row.connections, row.macs) == (params, params, n_in * n_out)
-
-
-@examples(300)
-@given(geometries(impossible=False))
-def test_layer_table_counts_every_layer_with_the_same_rules(geometry):
+def test_output_sizes_are_pytorchs_and_impossible_layers_refused(geometry):
     for kind, ceil_mode in VARIANTS:
         cfg = variant(geometry, kind, ceil_mode)
-        layer, real = run_real(cfg)
-        if real is None:
+        _, real = run_real(cfg)
+        what = ("size", "kernel_size", "stride", "padding", "dilation")
+        args = [cfg[k] for k in what] + [cfg["ceil_mode"]]
+        if real is None:  # PyTorch refuses it <=> we refuse it, naming the layer
+            with pytest.raises(ValueError, match=r"^L: "):
+                ar.output_size(*args, kind=cfg["kind"], name="L")
             continue
-        h, w = as_pair(cfg["size"])
-        (row,) = tb.layer_table([("S2", layer)], (1, cfg["in_channels"], h, w))
-        counts = ours(cfg)
-        assert row.layer == "S2" and row.kind == type(layer).__name__
-        assert row.output_shape == (1, *counts.output_shape)
-        assert (row.params, row.connections, row.macs) == counts[1:]
+        got = ar.output_size(*args, kind=cfg["kind"], name="L")
+        assert as_pair(got) == tuple(real.shape[-2:])
+        # An int comes back when every argument was an int.
+        assert isinstance(got, int) == all(
+            isinstance(a, int) for a in args[:5] if a is not None
+        )
 
 
 @examples(400)
@@ -570,72 +328,205 @@ def test_conv_params_errors(args, kwargs, message):
 def test_grouped_and_biasless_convolutions():
     assert ar.conv_params(6, 16, (5, 3), groups=2, bias=False) == 16 * 3 * 15
     assert ar.conv_macs(6, 16, (5, 3), (10, 12), groups=2) == 3 * 15 * 16 * 120
-    counts = tb.layer_counts(6, 14, 5, out_channels=16, groups=2, bias=False, name="C3")
-    assert counts == ((16, 10, 10), 1_200, 120_000, 120_000)
+
+
+def test_the_random_layers_reach_every_case():
+    """The strategies are not vacuous: many layers run, many are refused, for each rule."""
+    seen = collections.Counter()
+
+    @examples(300)
+    @given(geometries())
+    def tally(geometry):
+        for kind, ceil_mode in VARIANTS:
+            cfg = variant(geometry, kind, ceil_mode)
+            what = ("size", "kernel_size", "stride", "padding", "dilation", "ceil_mode")
+            try:
+                ar.output_size(*(cfg[k] for k in what), kind=kind, name="L")
+                seen["possible"] += 1
+            except ValueError as err:
+                seen[rule_of(str(err))] += 1
+
+    tally()
+    # Hypothesis versions draw differently (6.100 reached one rule only 10 times in 300
+    # examples), so each rule must be reached, not a share of them.
+    assert seen["possible"] >= 30, seen
+    for case in ("kernel", "stride", "padding", "dilation", "pool_padding"):
+        assert seen[case] >= 5, seen
+    assert seen["fit"] + seen["fit_ceil"] >= 5, seen
 
 
 # ----------------------------------------------------------------------------------------
-# Whole models
+# Every counting function checks its arguments with output_size's rules (#21)
 # ----------------------------------------------------------------------------------------
 
+REFUSED = [
+    # (call, the exact message)
+    (
+        lambda: ar.conv_params(1, 6, -5, name="C1"),
+        "C1: the kernel height must be at least 1, got -5",
+    ),
+    (
+        lambda: ar.conv_params(1, 6, 0, name="C1"),
+        "C1: the kernel height must be at least 1, got 0",
+    ),
+    (
+        lambda: ar.conv_params(1, 6, (5, 0), name="C1"),
+        "C1: the kernel width must be at least 1, got 0",
+    ),
+    (
+        lambda: ar.sparse_conv_params(C3_TABLE, 0, name="C3"),
+        "C3: the kernel height must be at least 1, got 0",
+    ),
+    (
+        lambda: ar.sparse_conv_params([(0, 1), ()], 5, name="C3"),
+        "C3: table[1]'s input maps must be at least 1, got 0",
+    ),
+    (
+        lambda: ar.sparse_conv_params([], 5, name="C3"),
+        "C3: output maps must be at least 1, got 0",
+    ),
+    (
+        lambda: ar.conv_connections(156, -28, name="C1"),
+        "C1: output height must be at least 1, got -28",
+    ),
+    (
+        lambda: ar.conv_connections(156, (28, 0), name="C1"),
+        "C1: output width must be at least 1, got 0",
+    ),
+    (
+        lambda: ar.conv_connections(-156, 28, name="C1"),
+        "C1: params must be at least 1, got -156",
+    ),
+    (
+        lambda: ar.conv_macs(1, 6, 5, -28, name="C1"),
+        "C1: output height must be at least 1, got -28",
+    ),
+    (
+        lambda: ar.conv_macs(1, 6, -5, 28, name="C1"),
+        "C1: the kernel height must be at least 1, got -5",
+    ),
+    (
+        lambda: ar.subsampling_connections(6, 2, -14, name="S2"),
+        "S2: output height must be at least 1, got -14",
+    ),
+    (
+        lambda: ar.subsampling_connections(6, 0, 14, name="S2"),
+        "S2: the kernel height must be at least 1, got 0",
+    ),
+    (
+        lambda: ar.subsampling_connections(-6, 2, 14, name="S2"),
+        "S2: channels must be at least 1, got -6",
+    ),
+    (
+        lambda: ar.subsampling_params(0, name="S2"),
+        "S2: channels must be at least 1, got 0",
+    ),
+    (
+        lambda: ar.linear_macs(120, -84, name="F6"),
+        "F6: out_features must be at least 1, got -84",
+    ),
+    (
+        lambda: ar.linear_params(0, 84, name="F6"),
+        "F6: in_features must be at least 1, got 0",
+    ),
+]
 
-def test_macs_total_is_about_042_million():
-    rows = tb.layer_table(LeNet5(), (1, 1, 32, 32))
-    assert sum(r.macs for r in rows) == 416_520
-    by = {r.layer: r for r in rows}
-    assert (by["C1"].macs, by["C3"].macs, by["C5"].macs) == (117_600, 240_000, 48_000)
+
+@pytest.mark.parametrize("call,message", REFUSED, ids=[m for _, m in REFUSED])
+def test_counts_refuse_what_output_size_refuses(call, message):
+    with pytest.raises(ValueError) as err:
+        call()
+    assert str(err.value) == message
+    if "kernel" in message:  # the very rule output_size states for the same kernel
+        assert rule_of(message) == "kernel"
+    elif "table" not in message:
+        assert rule_of(message) == "count"
 
 
-@pytest.mark.parametrize("variant", ["modern", "classic"])
-@pytest.mark.parametrize("input_size", [28, 32])
-def test_layer_table_of_the_model(variant, input_size):
-    rows = tb.layer_table(
-        LeNet5(variant, input_size=input_size), (2, 1, input_size, input_size)
+WRONG_TYPES = [
+    (
+        lambda: ar.subsampling_params("6"),
+        "subsampling: channels must be an int, got '6'",
+    ),
+    (
+        lambda: ar.conv_params(1, 6, "5", name="C1"),
+        "C1: kernel_size must be an int or a pair of ints (height, width), got '5'",
+    ),
+    (
+        lambda: ar.conv_params(1.0, 6, 5, name="C1"),
+        "C1: in_channels must be an int, got 1.0",
+    ),
+    (
+        lambda: ar.conv_params(1, 6, 5, bias="no", name="C1"),
+        "C1: bias must be True or False, got 'no'",
+    ),
+    (
+        lambda: ar.conv_connections(156, 28.0, name="C1"),
+        "C1: output size must be an int or a pair of ints (height, width), got 28.0",
+    ),
+    (
+        lambda: ar.linear_macs("120", 84, name="F6"),
+        "F6: in_features must be an int, got '120'",
+    ),
+    (
+        lambda: ar.sparse_conv_params([(0, 1), "23"], 5, name="C3"),
+        "C3: table[1] must list input maps, got '23'",
+    ),
+    (
+        lambda: ar.output_size(28, 5, ceil_mode="yes", kind="maxpool", name="S2"),
+        "S2: ceil_mode must be True or False, got 'yes'",
+    ),
+]
+
+
+@pytest.mark.parametrize("call,message", WRONG_TYPES, ids=[m for _, m in WRONG_TYPES])
+def test_wrong_types_are_a_clear_type_error(call, message):
+    with pytest.raises(TypeError) as err:
+        call()
+    assert str(err.value) == message
+    # still a ValueError too, so one ``except ValueError`` catches every broken rule
+    assert isinstance(err.value, ValueError)
+
+
+def test_output_size_type_errors_are_type_errors_too():
+    with pytest.raises(TypeError, match=r"^C1: kernel_size must be an int or a pair"):
+        ar.output_size(28, "5", name="C1")
+
+
+def test_simple_form_takes_pairs_like_output_size():
+    assert ar.simple_output_size((28, 28), 5) == (24, 24) == ar.output_size((28, 28), 5)
+    assert ar.simple_output_size((28, 32), (5, 3), 1, (2, 1)) == (28, 32)
+    with pytest.raises(ValueError) as err:  # exact on the height, not on the width
+        ar.simple_output_size((33, 32), 5, 2, name="C1")
+    assert str(err.value) == (
+        "C1: (W - F + 2P) / S = (32 - 5 + 2x0) / 2 is not a whole number: the last 1 "
+        "pixel(s) are not covered, and output_size rounds down to 14 as PyTorch does"
     )
-    by = {r.layer: r for r in rows}
-    assert [r.layer for r in rows] == ["C1", "S2", "C3", "S4", "C5", "F6", "output"]
-    # Layers whose wiring matches the paper reproduce its figures exactly.
-    for name in ("C1", "C5", "F6"):
-        assert (by[name].params, by[name].connections) == PAPER[name]
-    assert (by["C3"].params, by["C3"].connections) == (2_416, 241_600)  # dense C3
-    assert by["S2"].params == 0 and by["S2"].connections == 6 * 14 * 14 * 4  # no bias
-    assert by["C1"].output_shape == (2, 6, 28, 28)
-    assert by["C5"].output_shape == (2, 120, 1, 1)
-    assert sum(r.params for r in rows) == sum(
-        p.numel() for p in LeNet5(variant).parameters()
+
+
+def test_layer_kinds_and_pytorch_stride():
+    assert ar.LAYER_KINDS == {
+        "conv": "Conv2d",
+        "maxpool": "MaxPool2d",
+        "avgpool": "AvgPool2d",
+    }
+    assert all(hasattr(nn, module) for module in ar.LAYER_KINDS.values())
+    assert (
+        ar.pytorch_stride(None, 3) == 1 and ar.pytorch_stride(None, 3, "maxpool") == 3
     )
+    assert ar.pytorch_stride(2, 3, "avgpool") == 2
+    assert ar.pytorch_stride(None, (2, 3), "avgpool") == (2, 3)
 
 
-def test_layer_table_accepts_a_layer_list_and_self_counting_modules():
-    class Sparse(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.inner = nn.Conv2d(1, 2, 3)
-
-        def forward(self, x):
-            return self.inner(x)
-
-        def lenet_counts(self, in_shape, out_shape):
-            return 7, 11
-
-    rows = tb.layer_table(
-        [("A1", nn.Conv2d(1, 1, 3)), ("B2", Sparse()), ("flat", nn.Flatten())],
-        (1, 1, 8, 8),
+def test_the_formula_keeps_the_window_pytorch_drops():
+    # Issue #11's layer: the formula gives 5, PyTorch drops the fifth window (4).
+    geometry = (11, 3, 3, 1, 1)
+    assert ar.output_size_and_formula(geometry, True, kind="maxpool") == (4, 5)
+    assert ar.output_size(*geometry, True, kind="maxpool") == 4
+    assert ar.output_size_and_formula((32, 5, None, 0, 1)) == (28, 28)
+    assert ar.output_size_and_formula(((11, 10), 3, 3, 1, 1), True, kind="avgpool") == (
+        (4, 4),
+        (5, 4),
     )
-    assert [(r.layer, r.connections, r.macs) for r in rows] == [
-        ("A1", 10 * 36, 9 * 36),
-        ("B2", 7, 11),
-    ]
-    assert rows[1].params == 2 * 9 + 2  # its children's parameters, counted once
-
-
-def test_table_frame_is_readable():
-    frame = tb.table_frame(tb.layer_table(LeNet5(), (1, 1, 32, 32)))
-    assert list(frame.index) == ["C1", "S2", "C3", "S4", "C5", "F6", "output"]
-    assert frame.loc["C1", "input_shape"] == "1x32x32"
-    assert frame.loc["C1", "output_shape"] == "6x28x28"
-    assert frame.loc["F6", "output_shape"] == "84"
-    assert all(
-        str(frame[c].dtype) == "int64" for c in ("params", "connections", "macs")
-    )
-    assert int(frame["params"].sum()) == 61_706
+    with pytest.raises(ValueError, match="ceil_mode applies to pooling only"):
+        ar.output_size_and_formula(geometry, True)  # the same checks as output_size
