@@ -36,28 +36,23 @@ OPERATIONS: dict[str, str] = {
     "Linear": "full connection",
     "EuclideanRBF": "Gaussian connections",
 }
-_NOT_DRAWN = (
-    "BatchNorm1d",
-    "BatchNorm2d",
-)  # they change no shape: no stack of their own
-_MAX_SQUARES = (
-    8  # a stack of 120 squares would be a black smear; the label gives the count
-)
+# Batch norm changes no shape: no stack of its own.
+_NOT_DRAWN = ("BatchNorm1d", "BatchNorm2d")
+# A stack of 120 squares would be a black smear; the label gives the count.
+_MAX_SQUARES = 8
 _FIG_W, _FIG_H, _DPI = 10.0, 3.0, 100
 
 _MAP_FILL, _MAP_EDGE = "#dbe7f5", "#2f5f8f"
 _INPUT_FILL = "#ececec"
-_RGB_FILLS = (
-    "#f6d5d5",
-    "#d7efd7",
-    "#d6e2f7",
-)  # a colour input's red, green, blue planes
+_RGB_FILLS = ("#f6d5d5", "#d7efd7", "#d6e2f7")  # a colour input's red, green, blue
 
 
 _Box = tuple[float, float, float]  # three numbers in inches
 
 
-class _Column(NamedTuple):
+class Column(NamedTuple):
+    """One drawn layer: what :func:`layout` places and :func:`draw_architecture` draws."""
+
     label: str  # "C1: 6@28x28"
     maps: int  # squares in the stack (0 for a layer of units drawn as a bar)
     side: int  # map height and width in pixels (units for a bar)
@@ -68,6 +63,7 @@ class _Column(NamedTuple):
 
 
 def _short(name: str) -> str:
+    """A module's own name, without its parents' (``features.C1`` -> ``C1``)."""
     return name.split(".")[-1]
 
 
@@ -79,7 +75,7 @@ def _window(module: nn.Module | None, row: LayerRow) -> tuple[int, int, int]:
         k = max(in_h // max(out_h, 1), 1)
         return k, k, k
 
-    def first(v: int | Sequence[int]) -> int:
+    def first(v: int | Sequence[int]) -> int:  # drawn square: the height's value
         return int(v if isinstance(v, int) else v[0])
 
     k = first(module.kernel_size)
@@ -88,7 +84,40 @@ def _window(module: nn.Module | None, row: LayerRow) -> tuple[int, int, int]:
     return k, dilation * (k - 1) + 1, first(stride) if stride else k
 
 
-def _columns(model: nn.Module, input_size: Sequence[int]) -> list[_Column]:
+def _input_column(input_size: Sequence[int]) -> Column:
+    """The input image: a square per channel (red, green and blue ones for a colour
+    image)."""
+    shape = tuple(input_size[1:])
+    channels = shape[0] if len(shape) == 3 else 1
+    size_text = "x".join(map(str, shape[-2:]))
+    label = f"input: {size_text}" if channels == 1 else f"input: {channels}@{size_text}"
+    fills = _RGB_FILLS if channels == 3 else (_INPUT_FILL,)
+    return Column(label, channels, shape[-1], "", 0, 0, fills)
+
+
+def _layer_column(row: LayerRow, module: nn.Module | None) -> Column:
+    """One row of the layer table as a column: a stack of maps, or a bar of units."""
+    out = row.output_shape[1:]
+    op = OPERATIONS.get(row.kind, row.kind)
+    kernel = stride = 0
+    if len(row.input_shape) == 4 and len(out) == 3:
+        size, kernel, stride = _window(module, row)
+        op = f"{size}x{size} {op}"
+    if len(out) == 3 and out[1] * out[2] > 1:
+        label = f"{row.layer}: {out[0]}@{out[1]}x{out[2]}"
+        maps, side = out[0], out[2]
+    elif len(out) == 3:  # C5: 1x1 maps, drawn as a layer of units like in the paper
+        label = f"{row.layer}: {out[0]}@1x1"
+        maps, side = 0, out[0]
+    else:
+        units = math.prod(out)
+        label = f"{row.layer}: {units} units"
+        maps, side = 0, units
+    return Column(label, maps, side, op, kernel, stride, (_MAP_FILL,))
+
+
+def _columns(model: nn.Module, input_size: Sequence[int]) -> list[Column]:
+    """The input and every drawn layer of ``model``, read off one forward pass."""
     rows = [r for r in layer_table(model, input_size) if r.kind not in _NOT_DRAWN]
     if not rows:
         raise ValueError(
@@ -96,44 +125,12 @@ def _columns(model: nn.Module, input_size: Sequence[int]) -> list[_Column]:
             "linear layer to draw; pass a model built from nn.Conv2d/nn.Linear layers"
         )
     modules = {_short(n): m for n, m in model.named_modules() if n}
-    shape = tuple(input_size[1:])
-    channels = shape[0] if len(shape) == 3 else 1
-    size_text = "x".join(map(str, shape[-2:]))
-    columns = [
-        _Column(
-            f"input: {size_text}"
-            if channels == 1
-            else f"input: {channels}@{size_text}",
-            channels,
-            shape[-1],
-            "",
-            0,
-            0,
-            _RGB_FILLS if channels == 3 else (_INPUT_FILL,),
-        )
-    ]
-    for row in rows:
-        out = row.output_shape[1:]
-        op = OPERATIONS.get(row.kind, row.kind)
-        kernel = stride = 0
-        if len(row.input_shape) == 4 and len(out) == 3:
-            size, kernel, stride = _window(modules.get(row.layer), row)
-            op = f"{size}x{size} {op}"
-        if len(out) == 3 and out[1] * out[2] > 1:
-            label = f"{row.layer}: {out[0]}@{out[1]}x{out[2]}"
-            maps, side = out[0], out[2]
-        elif len(out) == 3:  # C5: 1x1 maps, drawn as a layer of units like in the paper
-            label = f"{row.layer}: {out[0]}@1x1"
-            maps, side = 0, out[0]
-        else:
-            units = math.prod(out)
-            label = f"{row.layer}: {units} units"
-            maps, side = 0, units
-        columns.append(_Column(label, maps, side, op, kernel, stride, (_MAP_FILL,)))
-    return columns
+    layers = [_layer_column(row, modules.get(row.layer)) for row in rows]
+    return [_input_column(input_size), *layers]
 
 
 def _default_title(model: nn.Module) -> str:
+    """``LeNet-5 (modern): layers and their maps``, or the class name for other models."""
     name = type(model).__name__
     if name == "LeNet5":
         return f"LeNet-5 ({getattr(model, 'variant', 'modern')}): layers and their maps"
@@ -143,6 +140,7 @@ def _default_title(model: nn.Module) -> str:
 
 
 def _default_input_size(model: nn.Module) -> tuple[int, int, int, int]:
+    """One image of the model's ``in_channels`` and ``input_size`` (else 1 and 32)."""
     side = int(getattr(model, "input_size", 32))
     return 1, int(getattr(model, "in_channels", 1)), side, side
 
@@ -154,6 +152,125 @@ def architecture_labels(
     "5x5 convolutions")``: the words :func:`draw_architecture` writes, as data."""
     size = input_size or _default_input_size(model)
     return [(c.label, c.operation) for c in _columns(model, size)]
+
+
+# Layout sizes, in inches: bars, the space around texts, the rows of text.
+_BAR_W, _BAR_H_MAX, _PAD, _GAP_MIN = 0.13, 1.45, 0.12, 0.3
+_TITLE_H, _LABEL_H, _OP_H = 0.42, 0.28, 0.44
+
+
+class Layout(NamedTuple):
+    """Where :func:`draw_architecture` puts each column, in inches from the bottom left."""
+
+    boxes: list[_Box]  # (width, height, offset between squares) of each column
+    lefts: list[float]  # each column's left edge
+    gaps: list[float]  # gaps[i]: the space between column i - 1 and column i
+    y_mid: float  # the columns' vertical centre
+    y_ops: float  # the top of the operation texts
+
+
+def _boxes(columns: Sequence[Column], scale: float) -> list[_Box]:
+    """(width, height, offset between squares) of each column at ``scale`` in/px."""
+    out = []
+    for c in columns:
+        if c.maps:
+            side = scale * c.side
+            d = min(max(0.12 * side, 0.025), 0.05)
+            ext = side + (min(c.maps, _MAX_SQUARES) - 1) * d
+            out.append((ext, ext, d))
+        else:  # height grows with the units and saturates: 10 -> small, 120 -> tall
+            out.append((_BAR_W, _BAR_H_MAX * (1 - math.exp(-c.side / 100)), 0.0))
+    return out
+
+
+def _gaps(
+    geo: list[_Box], label_w: Sequence[float], op_w: Sequence[float]
+) -> tuple[list[float], float, float]:
+    """The least space between columns (and at the left and right edges) so that no two
+    labels, and no two operation texts, touch."""
+    g: list[float] = [0.0]  # g[i]: space between column i-1 and column i
+    for i in range(1, len(geo)):
+        centres = (geo[i - 1][0] + geo[i][0]) / 2
+        need = max(_GAP_MIN, (label_w[i - 1] + label_w[i]) / 2 + _PAD - centres)
+        if i >= 2:  # the operation texts under gaps i-1 and i must not touch
+            need = max(
+                need, op_w[i - 1] + op_w[i] + 2 * _PAD - g[i - 1] - 2 * geo[i - 1][0]
+            )
+        g.append(need)
+    left = max(0.15, label_w[0] / 2 - geo[0][0] / 2 + 0.1)
+    right = max(0.15, label_w[-1] / 2 - geo[-1][0] / 2 + 0.1)
+    return g, left, right
+
+
+def layout(
+    columns: Sequence[Column], label_w: Sequence[float], op_w: Sequence[float]
+) -> Layout:
+    """The largest squares for which every column and text fits the figure, given the
+    widths of the labels and operation texts (inches); pure arithmetic, nothing drawn."""
+    room = _FIG_H - _TITLE_H - _LABEL_H - _OP_H
+
+    def fits(scale: float) -> bool:
+        """Whether squares of ``scale`` inches per pixel leave every text room."""
+        geo = _boxes(columns, scale)
+        g, left, right = _gaps(geo, label_w, op_w)
+        total = left + right + sum(w for w, _, _ in geo) + sum(g)
+        return total <= _FIG_W and max(h for _, h, _ in geo) <= room - 0.1
+
+    biggest = max((c.side for c in columns if c.maps), default=1)
+    lo, hi = 0.005, 2.0 / biggest
+    for _ in range(40):  # the largest squares that fit, by bisection
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    geo = _boxes(columns, lo)
+    g, left, right = _gaps(geo, label_w, op_w)
+    slack = _FIG_W - (left + right + sum(w for w, _, _ in geo) + sum(g))
+    g = [0.0] + [x + slack / (len(columns) - 1) for x in g[1:]] if len(g) > 1 else g
+    tallest = max(h for _, h, _ in geo)
+    y_mid = _OP_H + 0.05 + tallest / 2 + (room - tallest) / 2
+    lefts, x = [], left
+    for gap, (w, _, _) in zip(g, geo):
+        x += gap
+        lefts.append(x)
+        x += w
+    return Layout(geo, lefts, g, y_mid, y_mid - tallest / 2 - 0.1)
+
+
+def _draw_column(ax: Axes, x: float, bottom: float, c: Column, box: _Box) -> _Box:
+    """One column's squares (back to front) or bar; returns its front square or bar as
+    (x0, y0, size)."""
+    w, h, d = box
+    style = dict(edgecolor=_MAP_EDGE, lw=0.8, gid=c.label)  # gid: tests find a layer
+    if not c.maps:
+        ax.add_patch(Rectangle((x, bottom), w, h, facecolor=_MAP_FILL, **style))
+        return x, bottom, h
+    n = min(c.maps, _MAX_SQUARES)
+    side = w - (n - 1) * d
+    for j in range(n):  # back to front: each map further right and lower
+        xy = (x + j * d, bottom + (n - 1 - j) * d)
+        fill = c.fills[j % len(c.fills)]
+        ax.add_patch(Rectangle(xy, side, side, facecolor=fill, **style))
+    return x + (n - 1) * d, bottom, side
+
+
+def _texts(ax: Axes, columns: Sequence[Column]) -> tuple[list[Text], list[Text]]:
+    """Each column's label and operation text, placed later (they are measured first)."""
+    labels = [
+        ax.text(0, 0, c.label, ha="center", va="bottom", fontsize=10) for c in columns
+    ]
+    ops = [
+        ax.text(
+            0,
+            0,
+            c.operation.replace(" ", "\n", 1) if c.operation else "",
+            ha="center",
+            va="top",
+            fontsize=9.5,
+            color="0.2",
+            linespacing=1.15,
+        )
+        for c in columns
+    ]
+    return labels, ops
 
 
 def draw_architecture(
@@ -172,158 +289,39 @@ def draw_architecture(
     of units (and 1x1 maps) are bars whose height grows with the number of units.
     Batch normalisation and activations change no shape and are not drawn.
     """
-    size = tuple(input_size or _default_input_size(model))
-    columns = _columns(model, size)
+    columns = _columns(model, tuple(input_size or _default_input_size(model)))
     # a pyplot figure, like lenet_utils.plots: the notebooks end the cell with plt.show()
     fig = plt.figure(figsize=(_FIG_W, _FIG_H), dpi=_DPI, facecolor="white")
     ax = fig.add_axes((0, 0, 1, 1))
     ax.set_xlim(0, _FIG_W)
     ax.set_ylim(0, _FIG_H)
     ax.axis("off")
-    # All coordinates below are inches, so text can be measured against shapes.
+    # All coordinates are inches, so text can be measured against shapes.
     renderer = fig.canvas.get_renderer()
-    label_texts = [
-        ax.text(0, 0, c.label, ha="center", va="bottom", fontsize=10) for c in columns
-    ]
-    op_texts = [
-        ax.text(
-            0,
-            0,
-            c.operation.replace(" ", "\n", 1) if c.operation else "",
-            ha="center",
-            va="top",
-            fontsize=9.5,
-            color="0.2",
-            linespacing=1.15,
-        )
-        for c in columns
-    ]
+    labels, ops = _texts(ax, columns)
 
     def width(t: Text) -> float:
+        """The width of ``t`` in inches, as drawn."""
         return t.get_window_extent(renderer).width / _DPI if t.get_text() else 0.0
 
-    label_w = [width(t) for t in label_texts]
-    op_w = [width(t) for t in op_texts]
-    bar_w, bar_h_max, pad, gap_min = 0.13, 1.45, 0.12, 0.3
-    title_h, label_h, op_h = 0.42, 0.28, 0.44
-    biggest = (
-        max(c.side for c in columns if c.maps) if any(c.maps for c in columns) else 1
-    )
-
-    def geometry(scale: float) -> list[_Box]:
-        """(width, height, offset between squares) of each column at ``scale`` in/px."""
-        out = []
-        for c in columns:
-            if c.maps:
-                side = scale * c.side
-                d = min(max(0.12 * side, 0.025), 0.05)
-                ext = side + (min(c.maps, _MAX_SQUARES) - 1) * d
-                out.append((ext, ext, d))
-            else:  # height grows with the units and saturates: 10 -> small, 120 -> tall
-                out.append((bar_w, bar_h_max * (1 - math.exp(-c.side / 100)), 0.0))
-        return out
-
-    def gaps(geo: list[_Box]) -> tuple[list[float], float, float]:
-        g: list[float] = [0.0]  # g[i]: space between column i-1 and column i
-        for i in range(1, len(columns)):
-            need = max(
-                gap_min,
-                (label_w[i - 1] + label_w[i]) / 2
-                + pad
-                - (geo[i - 1][0] + geo[i][0]) / 2,
-            )
-            if i >= 2:  # the operation texts under gaps i-1 and i must not touch
-                need = max(
-                    need, op_w[i - 1] + op_w[i] + 2 * pad - g[i - 1] - 2 * geo[i - 1][0]
-                )
-            g.append(need)
-        left = max(0.15, label_w[0] / 2 - geo[0][0] / 2 + 0.1)
-        right = max(0.15, label_w[-1] / 2 - geo[-1][0] / 2 + 0.1)
-        return g, left, right
-
-    def fits(scale: float) -> bool:
-        geo = geometry(scale)
-        g, left, right = gaps(geo)
-        total = left + right + sum(w for w, _, _ in geo) + sum(g)
-        tallest = max(h for _, h, _ in geo)
-        return total <= _FIG_W and tallest <= _FIG_H - title_h - label_h - op_h - 0.1
-
-    lo, hi = 0.005, 2.0 / biggest
-    for _ in range(40):  # the largest squares that fit, by bisection
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
-    geo = geometry(lo)
-    g, left, right = gaps(geo)
-    slack = _FIG_W - (left + right + sum(w for w, _, _ in geo) + sum(g))
-    g = [0.0] + [x + slack / (len(columns) - 1) for x in g[1:]] if len(g) > 1 else g
-    tallest = max(h for _, h, _ in geo)
-    y_mid = (
-        op_h + 0.05 + tallest / 2 + (_FIG_H - title_h - label_h - op_h - tallest) / 2
-    )
-    y_ops = y_mid - tallest / 2 - 0.1
-
-    x = left
+    plan = layout(columns, [width(t) for t in labels], [width(t) for t in ops])
     fronts: list[_Box] = []  # front square/bar: (x0, y0, size)
-    for i, (c, (w, h, d)) in enumerate(zip(columns, geo)):
-        x += g[i]
-        bottom = y_mid - h / 2
-        if c.maps:
-            n = min(c.maps, _MAX_SQUARES)
-            side = w - (n - 1) * d
-            for j in range(n):  # back to front: each map further right and lower
-                fill = c.fills[j % len(c.fills)]
-                ax.add_patch(
-                    Rectangle(
-                        (x + j * d, bottom + (n - 1 - j) * d),
-                        side,
-                        side,
-                        facecolor=fill,
-                        edgecolor=_MAP_EDGE,
-                        lw=0.8,
-                        gid=c.label,  # lets tests find a layer's squares
-                    )
-                )
-            fronts.append((x + (n - 1) * d, bottom, side))
-        else:
-            ax.add_patch(
-                Rectangle(
-                    (x, bottom),
-                    w,
-                    h,
-                    facecolor=_MAP_FILL,
-                    edgecolor=_MAP_EDGE,
-                    lw=0.8,
-                    gid=c.label,
-                )
-            )
-            fronts.append((x, bottom, h))
-        label_texts[i].set_position((x + w / 2, bottom + h + 0.07))
+    for i, (c, box, x) in enumerate(zip(columns, plan.boxes, plan.lefts)):
+        bottom = plan.y_mid - box[1] / 2
+        fronts.append(_draw_column(ax, x, bottom, c, box))
+        labels[i].set_position((x + box[0] / 2, bottom + box[1] + 0.07))
         if i:
-            op_texts[i].set_position((x - g[i] / 2, y_ops))
+            ops[i].set_position((x - plan.gaps[i] / 2, plan.y_ops))
             if c.kernel:
-                _draw_window(
-                    ax,
-                    fronts[i - 1],
-                    columns[i - 1],
-                    fronts[i],
-                    c,
-                    0.15 if i % 2 else 0.6,
-                )
-        x += w
-    ax.text(
-        _FIG_W / 2,
-        _FIG_H - 0.12,
-        title or _default_title(model),
-        ha="center",
-        va="top",
-        fontsize=12,
-        fontweight="bold",
-    )
+                where = 0.15 if i % 2 else 0.6
+                _draw_window(ax, fronts[i - 1], columns[i - 1], fronts[i], c, where)
+    heading = dict(ha="center", va="top", fontsize=12, fontweight="bold")
+    ax.text(_FIG_W / 2, _FIG_H - 0.12, title or _default_title(model), **heading)
     return fig
 
 
 def _draw_window(
-    ax: Axes, src: _Box, src_col: _Column, dst: _Box, dst_col: _Column, where: float
+    ax: Axes, src: _Box, src_col: Column, dst: _Box, dst_col: Column, where: float
 ) -> None:
     """The paper's projection lines: one window on the previous front map, converging on
     the output pixel (or unit) it computes. ``where`` (0 to 1) places the window along the
