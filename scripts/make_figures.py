@@ -1,6 +1,6 @@
-"""Write the convolution GIFs of lenet_utils.animations.ANIMATIONS into book/figures/.
+"""Write the convolution GIFs of scripts/animations.py's ANIMATIONS into book/figures/.
 
-Run from the repository root after changing lenet_utils/animations.py or the arithmetic:
+Run from the repository root after changing scripts/animations.py or the arithmetic:
 
     python scripts/make_figures.py          # (re)write the GIFs
     python scripts/make_figures.py --check  # only say whether the committed GIFs are stale
@@ -30,19 +30,17 @@ from PIL import Image
 # Image.Quantize is new in Pillow 9.1; Pillow 9.0 (our oldest) has the plain constant.
 MEDIANCUT = getattr(Image, "Quantize", Image).MEDIANCUT
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # this checkout's lenet_utils, not an installed copy
-
-from lenet_utils.animations import (  # noqa: E402
+from animations import (
     ANIMATIONS,
-    DEFAULTS,
     FLAT_COLOURS,
     ConvScene,
-    WindowKind,
+    Window,
     conv_alt_text,
     conv_frames,
     conv_title,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 __all__ = ["gif_recipe", "main", "write_animations", "write_conv_gif"]
 
@@ -50,6 +48,7 @@ FIGURES = ROOT / "book" / "figures"
 
 
 def _render(fig: Figure) -> Image.Image:
+    """The figure as drawn now, an RGB image."""
     fig.canvas.draw()
     rgba = Image.frombuffer(
         "RGBA", fig.canvas.get_width_height(), fig.canvas.buffer_rgba(), "raw"
@@ -82,42 +81,22 @@ def _quantize(images: list[Image.Image], colours: int = 64) -> list[Image.Image]
 
 
 def write_conv_gif(
-    path: str | Path,
-    size: int,
-    kernel: int,
-    stride: int | None = None,
-    padding: int = 0,
-    dilation: int = 1,
-    *,
-    ceil_mode: bool = False,
-    kind: WindowKind = "conv",
-    fps: float = 3,
-    pause_s: float = 2.5,
+    path: str | Path, window: Window, *, fps: float = 3, pause_s: float = 2.5
 ) -> str:
-    """Write the animation as a GIF (Pillow) and return its alt text.
+    """Write the animation of ``window`` as a GIF (Pillow) and return its alt text.
 
     Frames last ``1 / fps`` seconds, the last one ``pause_s``. The file is deterministic:
     one palette shared by all frames, no dithering, and a comment that records the
     configuration, the window positions, the title and the library versions (see
     :func:`gif_recipe`), so a test can tell a stale GIF from a fresh one.
     """
-    config = dict(
-        size=size,
-        kernel=kernel,
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        ceil_mode=ceil_mode,
-        kind=kind,
-    )
-    scene = ConvScene(config)
+    scene = ConvScene(window)
     images = []
     for step in range(len(scene.frames)):
         scene.show(step)
         images.append(_render(scene.fig))
     frames = _quantize(images)
     durations = [round(1000 / fps)] * (len(frames) - 1) + [round(1000 * pause_s)]
-    alt = conv_alt_text(**config)
     frames[0].save(
         path,
         save_all=True,
@@ -126,22 +105,21 @@ def write_conv_gif(
         loop=0,
         optimize=False,
         disposal=1,
-        comment=json.dumps(gif_recipe(config), sort_keys=True).encode(),
+        comment=json.dumps(gif_recipe(window), sort_keys=True).encode(),
     )
-    return alt
+    return conv_alt_text(window)
 
 
-def gif_recipe(config: dict) -> dict:
+def gif_recipe(window: Window) -> dict:
     """What a GIF is drawn from: config, title, alt text, window positions and the
     versions of the libraries that render it (stored in the GIF's comment)."""
-    full = {**DEFAULTS, **config}
     return {
-        "config": full,
-        "title": conv_title(**full),
-        "alt": conv_alt_text(**full),
+        "config": window._asdict(),
+        "title": conv_title(window),
+        "alt": conv_alt_text(window),
         "frames": [
             [list(f.output_cell), [list(c) for c in f.input_cells]]
-            for f in conv_frames(**full)
+            for f in conv_frames(window)
         ],
         "matplotlib": matplotlib.__version__,
         "pillow": PIL.__version__,
@@ -151,19 +129,20 @@ def gif_recipe(config: dict) -> dict:
 def write_animations(
     folder: str | Path, names: Sequence[str] | None = None
 ) -> list[Path]:
-    """Write the GIFs of :data:`ANIMATIONS` (or only ``names``) into ``folder``."""
+    """Write the GIFs of :data:`ANIMATIONS` (or only ``names``) into ``folder``, each
+    as ``<name>.gif``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for name in names or ANIMATIONS:
-        spec = ANIMATIONS[name]
-        path = folder / spec["file"]
-        write_conv_gif(path, **spec["config"])
+        path = folder / f"{name}.gif"
+        write_conv_gif(path, ANIMATIONS[name])
         written.append(path)
     return written
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Write the GIFs, or with ``--check`` only report the stale ones (exit status 1)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--check",
