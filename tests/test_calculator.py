@@ -71,7 +71,7 @@ def expected(cfg: dict) -> dict:
             cfg["dilation"],
             cfg["ceil_mode"] and kind != "conv",  # the page's checkbox is off for conv
             kind=kind,
-            name=ar.KINDS[kind],
+            name=ar.LAYER_KINDS[kind],
             **extra,
         )
     except ValueError as err:
@@ -199,7 +199,7 @@ def check_shown(shown: dict, want: dict, cfg: dict) -> None:
 
 def test_rule_table_is_pythons(page):
     assert page.execute_script("return window.lenetCalculator.RULES") == ar.RULES
-    assert page.execute_script("return window.lenetCalculator.KINDS") == ar.KINDS
+    assert page.execute_script("return window.lenetCalculator.KINDS") == ar.LAYER_KINDS
 
 
 def test_random_layers_typed_into_the_fields_match_python(page):
