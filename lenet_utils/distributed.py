@@ -28,13 +28,12 @@ from .config import get_device
 __all__ = [
     "LaunchError",
     "all_reduce_max",
-    "all_reduce_sum",
-    "is_distributed",
     "is_main",
     "join_process_group",
     "launched",
     "main_first",
     "rank",
+    "sum_over_ranks",
     "teardown",
     "unwrap",
     "world_size",
@@ -202,6 +201,16 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     if is_distributed():
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor
+
+
+def sum_over_ranks(values: list, device: torch.device) -> list[float]:
+    """The ranks' sums of ``values`` (numbers or 0-d tensors) as floats; in one process,
+    the values themselves. float64, so counts up to 2**53 stay exact."""
+    if not is_distributed():
+        return [float(v) for v in values]
+    where = device if device.type == "cuda" else torch.device("cpu")  # nccl: GPU only
+    t = torch.stack([torch.as_tensor(v, dtype=torch.float64).to(where) for v in values])
+    return all_reduce_sum(t).tolist()
 
 
 def all_reduce_max(value: float, device: torch.device | str = "cpu") -> float:

@@ -3,14 +3,10 @@
     python -m lenet_utils.train --recipe mnist
     torchrun --standalone --nproc_per_node=2 -m lenet_utils.train --recipe mnist
 
-A recipe (:data:`RECIPES`) is a chapter's run: dataset, model, epochs, batch, learning
-rate, augmentation; every option overrides it. The run itself is the chapters' own code:
-:func:`~lenet_utils.readers.load_tensors`, :func:`~lenet_utils.pipeline.make_loaders`,
-:func:`~lenet_utils.training.sgd_one_cycle` and :func:`~lenet_utils.training.fit`. Under
-``torchrun`` it trains with ``DistributedDataParallel`` (:mod:`lenet_utils.distributed`):
-one process per GPU (or several on the CPU, through gloo), each with its own shard of the
-data, and the figures of the whole dataset on every rank. Rank 0 alone prints, checkpoints
-and writes the results record.
+A recipe (:data:`RECIPES`) is a chapter's run; every option overrides it. The run is
+the chapters' own code (``load_tensors``, ``make_loaders``, ``sgd_one_cycle``, ``fit``);
+under ``torchrun`` it trains with ``DistributedDataParallel``, and rank 0 alone prints,
+checkpoints and writes the record.
 """
 
 from __future__ import annotations
@@ -93,19 +89,62 @@ def _describe(name: str, r: dict) -> str:
     """Three lines of ``--help`` for one recipe."""
     model = f"{r['variant']} LeNet-5" + (" + batch norm" if r["batchnorm"] else "")
     crops = "reflect crops" if r["pad_mode"] == "reflect" else "shifts"
-    aug = f"{r['padding']}-px {crops}"
-    aug += " + flips" if r["flip"] else ""
+    aug = f"{r['padding']}-px {crops}" + (" + flips" if r["flip"] else "")
     aug += f", label smoothing {r['label_smoothing']}" if r["label_smoothing"] else ""
     decay = f"{r['weight_decay']:.0e}".replace("e-0", "e-")
     number = CHAPTERS.index(r["chapter"]) + 1
     where = f"chapter {number}" if r["target"] else "not run by the course yet"
-    if r["dataset"] == "imagenet64":
-        where += " (images box-averaged to 32x32)"
+    where += " (images box-averaged to 32x32)" * (r["dataset"] == "imagenet64")
     pad = " " * 17
     return (
         f"  {name:<15}{where}: {model}\n{pad}{r['epochs']} epochs, batch "
         f"{r['batch_size']}, peak lr {r['lr']}, weight decay {decay}\n{pad}{aug}"
     )
+
+
+BOOL, FLAG = argparse.BooleanOptionalAction, "store_true"
+DATA, TRAINING, RUN, RESULTS = "data and model", "training", "how it runs", "results"
+#: Every option after --recipe: (group, flag, argparse's keywords).
+OPTIONS = (
+    (DATA, "--dataset", dict(choices=DATASETS, help="another dataset")),
+    (DATA, "--variant", dict(choices=("modern", "classic"), help="LeNet-5 variant")),
+    (DATA, "--batchnorm", dict(action=BOOL, help="batch norm after C1, C3, C5 and F6")),
+    (DATA, "--per-class", dict(type=int, metavar="N", help="train on the first N "
+                               "images of each class (smoke: a few)")),
+    (DATA, "--test-per-class", dict(type=int, metavar="N", help="test on the first N "
+                                    "images of each class")),
+    (TRAINING, "--epochs", dict(type=int, metavar="N", help="(smoke budget: 2)")),
+    (TRAINING, "--batch-size", dict(type=int, metavar="B", help="the global batch: "
+     "under torchrun each of N processes takes B/N images a step")),
+    (TRAINING, "--lr", dict(type=float, help="peak learning rate of the one-cycle")),
+    (TRAINING, "--weight-decay", dict(type=float, metavar="WD")),
+    (TRAINING, "--padding", dict(type=int, metavar="PX", help="random shifts/crops")),
+    (TRAINING, "--pad-mode", dict(choices=("zeros", "reflect"))),
+    (TRAINING, "--flip", dict(action=BOOL, help="random horizontal flips")),
+    (TRAINING, "--label-smoothing", dict(type=float, metavar="EPS")),
+    (TRAINING, "--seed", dict(type=int, default=0, help="(default: 0)")),
+    (RUN, "--device", dict(choices=DEVICES, help="default: the best there is; under "
+     "torchrun on GPUs, process k of a machine uses cuda:k")),
+    (RUN, "--budget", dict(choices=BUDGETS, help=f"default: ${BUDGET_ENV}, else full")),
+    (RUN, "--checkpoint", dict(type=Path, metavar="PATH", help="save after every "
+     "epoch; if PATH exists, resume from it (same settings, same processes)")),
+    (RUN, "--stop-after", dict(type=int, metavar="K", help="stop after epoch K (with "
+     "--checkpoint: go on later, e.g. within a job's time limit)")),
+    (RUN, "--drop-remainder", dict(action=FLAG, help="under torchrun, leave out the "
+     "images that do not split evenly over the processes")),
+    (RUN, "--threads", dict(type=int, metavar="N", help="CPU threads per process")),
+    (RUN, "--timeout", dict(type=float, default=1800, metavar="S", help="fail when "
+     "the processes wait for each other over S seconds (1800)")),
+    (RUN, "--progress", dict(action=BOOL, help="live progress bars (default: "
+     "$LENET_PROGRESS, else on)")),
+    (RESULTS, "--chapter", dict(choices=CHAPTERS, metavar="NAME", help="the chapter "
+     "the record belongs to (default: the recipe's)")),
+    (RESULTS, "--no-record", dict(action=FLAG, help="write no results record")),
+    (RESULTS, "--replace-record", dict(action=FLAG, help="replace an existing record "
+     "of the same run (by default it is kept)")),
+    (RESULTS, "--log-json", dict(type=Path, metavar="PATH", help="also write the "
+     "history and throughput here (any budget)")),
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,119 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--recipe", required=True, choices=list(RECIPES), help="the chapter's run"
     )
-    _data_options(parser.add_argument_group("data and model"))
-    _training_options(parser.add_argument_group("training"))
-    _run_options(parser.add_argument_group("where and how it runs"))
-    _result_options(parser.add_argument_group("results"))
+    groups = {g: parser.add_argument_group(g) for g in (DATA, TRAINING, RUN, RESULTS)}
+    for group, flag, options in OPTIONS:
+        groups[group].add_argument(flag, **options)
     return parser
-
-
-def _data_options(group: argparse._ArgumentGroup) -> None:
-    add = group.add_argument
-    add("--dataset", choices=DATASETS, help="another dataset")
-    add("--variant", choices=("modern", "classic"), help="LeNet-5 variant")
-    add(
-        "--batchnorm",
-        action=argparse.BooleanOptionalAction,
-        help="batch norm after C1, C3, C5 and F6",
-    )
-    add(
-        "--per-class",
-        type=int,
-        metavar="N",
-        help="train on the first N images of each class (smoke: a few)",
-    )
-    add(
-        "--test-per-class",
-        type=int,
-        metavar="N",
-        help="test on the first N images of each class",
-    )
-
-
-def _training_options(group: argparse._ArgumentGroup) -> None:
-    add = group.add_argument
-    add("--epochs", type=int, metavar="N", help="(smoke budget: 2)")
-    add(
-        "--batch-size",
-        type=int,
-        metavar="B",
-        help="the global batch: "
-        "under torchrun each of N processes takes B/N images a step",
-    )
-    add("--lr", type=float, help="peak learning rate of the one-cycle")
-    add("--weight-decay", type=float, metavar="WD")
-    add("--padding", type=int, metavar="PX", help="random shifts/crops")
-    add("--pad-mode", choices=("zeros", "reflect"))
-    add("--flip", action=argparse.BooleanOptionalAction, help="random horizontal flips")
-    add("--label-smoothing", type=float, metavar="EPS")
-    add("--seed", type=int, default=0, help="(default: 0)")
-
-
-def _run_options(group: argparse._ArgumentGroup) -> None:
-    add = group.add_argument
-    add(
-        "--device",
-        choices=DEVICES,
-        help="default: the best there is; under "
-        "torchrun on GPUs, process k of a machine uses cuda:k",
-    )
-    add("--budget", choices=BUDGETS, help=f"default: ${BUDGET_ENV}, else full")
-    add(
-        "--checkpoint",
-        type=Path,
-        metavar="PATH",
-        help="save after every epoch; "
-        "if PATH exists, resume from it (same settings, same processes)",
-    )
-    add(
-        "--stop-after",
-        type=int,
-        metavar="K",
-        help="stop after epoch K "
-        "(with --checkpoint: go on later, e.g. within a job's time limit)",
-    )
-    add(
-        "--drop-remainder",
-        action="store_true",
-        help="under torchrun, "
-        "leave out the images that do not split evenly over the processes",
-    )
-    add("--threads", type=int, metavar="N", help="CPU threads per process")
-    add(
-        "--timeout",
-        type=float,
-        default=1800,
-        metavar="S",
-        help="fail when the processes wait for each other over S seconds (1800)",
-    )
-    add(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        help="live progress bars (default: $LENET_PROGRESS, else on)",
-    )
-
-
-def _result_options(group: argparse._ArgumentGroup) -> None:
-    add = group.add_argument
-    add(
-        "--chapter",
-        choices=CHAPTERS,
-        metavar="NAME",
-        help="the chapter the record belongs to (default: the recipe's)",
-    )
-    add("--no-record", action="store_true", help="write no results record")
-    add(
-        "--replace-record",
-        action="store_true",
-        help="replace an existing record of the same run (by default it is kept)",
-    )
-    add(
-        "--log-json",
-        type=Path,
-        metavar="PATH",
-        help="also write the history and throughput here (any budget)",
-    )
 
 
 #: What a run is trained with: saved in its checkpoint (a resume must keep them), and
@@ -256,13 +186,11 @@ def settings(args: argparse.Namespace) -> dict:
     if out["dataset"] != RECIPES[args.recipe]["dataset"]:  # smoke sizes, target: theirs
         other = next(r for r in RECIPES.values() if r["dataset"] == out["dataset"])
         out["smoke"], out["target"] = other["smoke"], None
-    keys = ("variant", "batchnorm")
-    if any(out[k] != RECIPES[args.recipe][k] for k in keys):
+    if any(out[k] != RECIPES[args.recipe][k] for k in ("variant", "batchnorm")):
         out["target"] = None  # the chapter's target was set for its own model
-    per_class, test_per_class = out["smoke"] if smoke else (None, None)
-    given = (args.per_class, args.test_per_class)
-    out["per_class"] = per_class if given[0] is None else given[0]
-    out["test_per_class"] = test_per_class if given[1] is None else given[1]
+    for key, default in zip(("per_class", "test_per_class"), out["smoke"]):
+        given = getattr(args, key)
+        out[key] = given if given is not None else default if smoke else None
     out["chapter"] = args.chapter or out["chapter"]
     out["stop_after"], out["seed"] = args.stop_after, args.seed
     _check_ranges(out, args)
@@ -271,22 +199,22 @@ def settings(args: argparse.Namespace) -> dict:
 
 def _check_ranges(s: dict, args: argparse.Namespace) -> None:
     """One clear line for a number out of range, before anything is loaded."""
-    for key in ("epochs", "batch_size", "per_class", "test_per_class", "stop_after"):
-        if s[key] is not None and s[key] < 1:
-            raise ValueError(f"--{key.replace('_', '-')} must be at least 1")
-    checks = (
-        ("--padding", s["padding"], s["padding"] >= 0, "0 or more"),
-        ("--lr", s["lr"], 0 < s["lr"] < math.inf, "a positive number"),
-        ("--weight-decay", s["weight_decay"], 0 <= s["weight_decay"] < math.inf,
-         "0 or more"),
-        ("--label-smoothing", s["label_smoothing"], 0 <= s["label_smoothing"] < 1,
-         "in [0, 1)"),
-        ("--threads", args.threads, args.threads is None or args.threads >= 1,
-         "at least 1"),
-        ("--timeout", args.timeout, 0 < args.timeout < math.inf, "a positive number"),
-    )  # fmt: skip
-    for flag, value, ok, what in checks:
-        if not ok:
+    at_least_1 = lambda v: v is None or v >= 1  # noqa: E731
+    checks = [
+        (k, s[k], at_least_1, "at least 1")
+        for k in ("epochs", "batch_size", "per_class", "test_per_class", "stop_after")
+    ]
+    checks += [
+        ("padding", s["padding"], lambda v: v >= 0, "0 or more"),
+        ("lr", s["lr"], lambda v: 0 < v < math.inf, "a positive number"),
+        ("weight_decay", s["weight_decay"], lambda v: 0 <= v < math.inf, "0 or more"),
+        ("label_smoothing", s["label_smoothing"], lambda v: 0 <= v < 1, "in [0, 1)"),
+        ("threads", args.threads, at_least_1, "at least 1"),
+        ("timeout", args.timeout, lambda v: 0 < v < math.inf, "a positive number"),
+    ]  # fmt: skip
+    for key, value, ok, what in checks:
+        if not ok(value):
+            flag = "--" + key.replace("_", "-")
             raise ValueError(f"{flag} must be {what}, got {value}")
 
 
@@ -325,14 +253,13 @@ def _prepare(s: dict, args, device: torch.device):
 
 
 def _check_last_batch(s: dict, loader) -> None:
-    """Batch norm cannot train on one image: refuse a last batch of one now, rather
-    than at the end of the first epoch."""
+    """Refuse a last batch of one image under batch norm now, not after an epoch."""
     n, b = loader.shard_size, loader.batch_size
     if s["batchnorm"] and (n % b or b) == 1:
         raise ValueError(
             f"with batch norm, the last training batch of each epoch would hold one "
-            f"image ({n:,} images in batches of {b} per process), and batch norm cannot "
-            f"normalise a single image: choose another --batch-size, e.g. "
+            f"image ({n:,} images in batches of {b} per process), and batch norm "
+            f"cannot normalise a single image: choose another --batch-size, e.g. "
             f"{s['batch_size'] + distributed.world_size()}"
         )
 
@@ -346,13 +273,12 @@ def _check_outputs(args) -> None:
             check_writable(path)
 
 
-def _header(args, s, train, test, label, params, device, loader) -> None:
-    world = distributed.world_size()
-    backend = torch.distributed.get_backend() if world > 1 else "none"
-    hardware = f"{device_name(device)} | {world} process(es), backend {backend}"
+def _header(args, s, train, test, run, params: int, loader) -> None:
+    world, backend = run.world, run.backend
+    hardware = f"{device_name(run.device)} | {world} process(es), backend {backend}"
     print(f"Hardware: {hardware} | budget: {budget()}")
     sizes = f"{len(train):,} training and {len(test):,} test images"
-    print(f"{args.recipe}: {train.title}, {sizes}; {label}, {params:,} parameters")
+    print(f"{args.recipe}: {train.title}, {sizes}; {run.label}, {params:,} parameters")
     steps = f"{len(loader)} steps of {s['batch_size'] // world} per process"
     print(f"{s['epochs']} epochs, batch {s['batch_size']} ({steps}), peak lr {s['lr']}")
 
@@ -370,7 +296,7 @@ def _train(args: argparse.Namespace) -> History:
     run.check_record_path()
     params = count_parameters(model)
     if distributed.is_main():
-        _header(args, s, train, test, run.label, params, device, train_loader)
+        _header(args, s, train, test, run, params, train_loader)
     optimizer, scheduler = sgd_one_cycle(
         model, lr=s["lr"], epochs=s["epochs"], steps_per_epoch=len(train_loader),
         weight_decay=s["weight_decay"],
@@ -431,9 +357,9 @@ class _Run:
         """Print the throughput, write the record, then the log; a failed write prints
         the result, so that it is not lost, and says where it could not be written."""
         summary = self.summary(history, params, images)
-        print(f"{history.train_seconds:.1f} s of training, "
-              f"{summary['images_per_s']:,.0f} images/s over {self.world} "
-              "process(es)")  # fmt: skip
+        rate = f"{summary['images_per_s']:,.0f} images/s"
+        seconds = f"{history.train_seconds:.1f} s of training"
+        print(f"{seconds}, {rate} over {self.world} process(es)")
         failed = []
         for write in (self._record, self._log):
             try:
@@ -452,9 +378,8 @@ class _Run:
                       "on")  # fmt: skip
             return
         extra = {k: summary[k] for k in ("processes", "backend", "batch_size")}
-        extra.update(
-            recipe=self.args.recipe, images_per_s=round(summary["images_per_s"], 1)
-        )
+        rate = round(summary["images_per_s"], 1)
+        extra.update(recipe=self.args.recipe, images_per_s=rate)
         target = self.s["target"]
         if target is not None:
             met = summary["top1"] >= target[0]
@@ -470,8 +395,7 @@ class _Run:
         )  # fmt: skip
 
     def _log(self, summary: dict, history: History) -> None:
-        path = self.args.log_json
-        if path is None:
+        if (path := self.args.log_json) is None:
             return
         text = json.dumps({**summary, "history": history.epochs}, indent=2) + "\n"
         atomic_write(path, lambda f: f.write(text.encode()))
@@ -486,12 +410,9 @@ def _interrupted(args: argparse.Namespace, argv: list[str]) -> str:
             "every epoch, to resume from)"
         )
     command = "python -m lenet_utils.train " + shlex.join(argv)
-    if distributed.launched():
-        command = "the same torchrun command"
-    return (
-        f"interrupted; the last checkpoint is {describe_path(args.checkpoint)}: "
-        f"resume with {command}"
-    )
+    command = "the same torchrun command" if distributed.launched() else command
+    where = describe_path(args.checkpoint)
+    return f"interrupted; the last checkpoint is {where}: resume with {command}"
 
 
 def main(argv: list[str] | None = None) -> History:
@@ -500,18 +421,19 @@ def main(argv: list[str] | None = None) -> History:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     budget_before = os.environ.get(BUDGET_ENV)
+    rank_zero = os.environ.get("RANK", "0").strip() in ("0", "")  # torchrun's rank
     finished = False
     try:
         history = _train(args)
         finished = True
         return history
     except KeyboardInterrupt:
-        if _rank_zero():
+        if rank_zero:
             print(_interrupted(args, argv), file=sys.stderr)
         sys.exit(130)
     except (ValueError, OSError, RuntimeError, FloatingPointError) as err:
         # The same inputs reach every rank, so every rank stops here: none waits for ever.
-        if _rank_zero():
+        if rank_zero:
             ours = (ValueError, OSError, distributed.LaunchError, FloatingPointError)
             kind = "" if isinstance(err, ours) else f"{type(err).__name__}: "
             print(f"python -m lenet_utils.train: error: {kind}{err}", file=sys.stderr)
@@ -522,11 +444,6 @@ def main(argv: list[str] | None = None) -> History:
             os.environ.pop(BUDGET_ENV, None)
         else:
             os.environ[BUDGET_ENV] = budget_before
-
-
-def _rank_zero() -> bool:
-    """Rank 0 by torchrun's variable: the process group may be gone already."""
-    return os.environ.get("RANK", "0").strip() in ("0", "")
 
 
 if __name__ == "__main__":

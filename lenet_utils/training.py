@@ -3,26 +3,23 @@
 ``train_one_epoch`` is chapter 4's loop. ``fit`` runs it once per epoch, evaluates, keeps
 the history and adds what a long run needs: a checkpoint after each epoch, mixed precision
 on CUDA, a stop on a NaN or infinite loss, and under ``torchrun`` the sums of every process
-(see :mod:`lenet_utils.distributed`). Those helpers come after the loop.
+(:mod:`lenet_utils.checkpoints`, :mod:`lenet_utils.distributed`); helpers after the loop.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import torch
 from torch import nn
 
-from .config import describe_path, get_device, progress_bars, sync
-from .distributed import all_reduce_max, all_reduce_sum, is_distributed, is_main
-from .distributed import unwrap, world_size
-from .files import atomic_write, check_writable
+from .checkpoints import History, resume, save_checkpoint
+from .config import get_device, progress_bars, sync
+from .distributed import all_reduce_max, is_main, sum_over_ranks, unwrap
 
-__all__ = ["History", "evaluate", "fit", "predict", "sgd_one_cycle", "train_one_epoch"]
+__all__ = ["History", "evaluate", "fit", "predict", "sgd_one_cycle"]
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
@@ -96,7 +93,7 @@ def evaluate(
     # Under DDP a rank's shard may be empty: it still takes part in the sums, with zeros.
     hits = [0, 0] if correct is None else [*correct, 0][:2]
     top5 = correct is not None and len(correct) > 1
-    loss_sum, total, top1, top5_hits, top5 = _summed(
+    loss_sum, total, top1, top5_hits, top5 = sum_over_ranks(
         [loss_sum, total, *hits, top5], device
     )
     if total == 0:
@@ -138,7 +135,7 @@ def fit(
     progress = (progress_bars() if progress is None else progress) and is_main()
     model.to(device)
     _check_labels(model, train, test)
-    history = _resume(checkpoint, model, optimizer, scheduler, settings, device)
+    history = resume(checkpoint, model, optimizer, scheduler, settings, device)
     scaler, say = _scaler(device, amp), _printer(progress)
     last = epochs if stop_after is None else min(stop_after, epochs)
     for epoch in _bar(range(len(history.epochs), last), progress, "epochs"):
@@ -204,30 +201,6 @@ def sgd_one_cycle(
     )
 
 
-@dataclass
-class History:
-    """One dict per epoch: ``epoch``, ``lr``, ``train_loss``, ``train_top1``, ``test_loss``,
-    ``test_top1`` (and ``test_top5``), ``seconds`` (that epoch's training time)."""
-
-    epochs: list[dict] = field(default_factory=list)
-
-    def frame(self):
-        """The history as a pandas DataFrame indexed by epoch."""
-        import pandas as pd
-
-        return pd.DataFrame(self.epochs).set_index("epoch")
-
-    @property
-    def train_seconds(self) -> float:
-        """The training time of all epochs together (evaluations left out)."""
-        return float(sum(e["seconds"] for e in self.epochs))
-
-    @property
-    def last(self) -> dict:
-        """The last epoch's row."""
-        return self.epochs[-1]
-
-
 def accuracy(
     logits: torch.Tensor, labels: torch.Tensor, topk: Sequence[int] = (1,)
 ) -> torch.Tensor:
@@ -265,7 +238,7 @@ class _EpochSums:
         """Mean loss, top-1 and seconds over every rank (the slowest rank's seconds)."""
         sync(self.device)
         seconds = all_reduce_max(time.perf_counter() - self.start, self.device)
-        loss, seen, correct, bad, bad_input = _summed(
+        loss, seen, correct, bad, bad_input = sum_over_ranks(
             [self.loss, self.seen, self.correct, self.bad_step >= 0, self.bad_input],
             self.device,
         )
@@ -333,16 +306,6 @@ def _scaler(device: torch.device, amp: bool):
     return torch.amp.GradScaler("cuda")
 
 
-def _summed(values: list, device: torch.device) -> list[float]:
-    """The ranks' sums of ``values`` (numbers or 0-d tensors) as floats; in one process,
-    the values themselves. float64, so counts up to 2**53 stay exact."""
-    if not is_distributed():
-        return [float(v) for v in values]
-    where = device if device.type == "cuda" else torch.device("cpu")  # nccl: GPU only
-    t = torch.stack([torch.as_tensor(v, dtype=torch.float64).to(where) for v in values])
-    return all_reduce_sum(t).tolist()
-
-
 def _bar(iterable, progress: bool, epoch: int | str | None):
     """A live progress bar (notebook widget or terminal), or the iterable itself."""
     if not progress:
@@ -397,183 +360,4 @@ def _check_labels(model: nn.Module, *loaders: Batches) -> None:
                 f"label {low if low < 0 else high} is outside 0 … {classes - 1}: the "
                 f"model has {classes} outputs, one per class; build it with the "
                 "dataset's number of classes, or check the labels"
-            )
-
-
-# ---- checkpoints ----
-
-
-def _model_name(model: nn.Module) -> str:
-    """A short description of the model a checkpoint belongs to (class and settings)."""
-    model = unwrap(model)
-    return f"{type(model).__name__}({model.extra_repr()})"
-
-
-def save_checkpoint(
-    path: str | os.PathLike,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler,
-    history: History,
-    settings: dict | None = None,
-) -> None:
-    """Save what resuming after the last finished epoch needs (written atomically), with
-    the model's description, the number of processes and the run's ``settings``, all
-    checked when it is loaded."""
-    sched = None
-    if scheduler is not None:  # older torch keeps a bound method in it: not a weight
-        sched = {k: v for k, v in scheduler.state_dict().items() if not callable(v)}
-    state = {
-        "model": unwrap(model).state_dict(),  # without DDP's "module." prefixes
-        "optimizer": optimizer.state_dict(),
-        "scheduler": sched,
-        "history": history.epochs,
-        "rng": torch.get_rng_state(),
-        "model_name": _model_name(model),
-        "world_size": world_size(),
-        "settings": settings,
-    }
-    atomic_write(path, lambda f: torch.save(state, f))
-
-
-def load_checkpoint(
-    path: str | os.PathLike,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer | None = None,
-    scheduler=None,
-    settings: dict | None = None,
-) -> History:
-    """Restore a checkpoint written by :func:`save_checkpoint`; returns its history.
-
-    Loaded with ``weights_only=True``: tensors and plain containers, never pickled code.
-    A checkpoint of another model, another number of processes, another schedule or other
-    settings is refused with a ``ValueError`` that names the difference.
-    """
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # unreadable, truncated, not a checkpoint
-        raise _unreadable(path, err) from err
-    _check_complete(path, state)
-    _check_fits(path, state, model, scheduler)
-    _check_settings(path, state, optimizer, scheduler, settings)
-    try:
-        unwrap(model).load_state_dict(state["model"])
-        if optimizer is not None:
-            optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None and state["scheduler"] is not None:
-            scheduler.load_state_dict(state["scheduler"])
-    except Exception as err:  # not a checkpoint, another model's weights
-        raise _unreadable(path, err) from err
-    torch.set_rng_state(state["rng"])
-    return History(list(state["history"]))
-
-
-def _resume(checkpoint, model, optimizer, scheduler, settings, device) -> History:
-    """The history so far: empty, or a checkpoint's (every rank loads it)."""
-    if checkpoint is None:
-        return History()
-    if is_main():
-        check_writable(checkpoint)  # now, not after the first epoch
-    found = Path(checkpoint).exists()
-    seen_by = _summed([found], device)[0]  # how many ranks see the file
-    if 0 < seen_by < world_size():  # some would resume, others start afresh: refuse
-        raise RuntimeError(
-            f"checkpoint {checkpoint} exists for {seen_by:.0f} of {world_size()} "
-            "processes: put it on a file system that every machine sees, or remove it"
-        )
-    if not found:
-        return History()
-    history = load_checkpoint(checkpoint, model, optimizer, scheduler, settings)
-    if is_main():
-        done = len(history.epochs)
-        print(f"resumed from {describe_path(checkpoint)} after epoch {done}")
-    return history
-
-
-_AFRESH = "or give another checkpoint path (or delete this one) to start afresh"
-
-
-def _unreadable(path, err: Exception) -> ValueError:
-    first = str(err).strip().splitlines()[0][:160] if str(err).strip() else ""
-    return ValueError(
-        f"checkpoint {path} could not be loaded ({type(err).__name__}: {first}); "
-        "delete it to start from scratch, or pass the model it was saved from"
-    )
-
-
-def _check_complete(path, state) -> None:
-    """Refuse a file that loads but lacks what resuming needs."""
-    needed = ("model", "optimizer", "scheduler", "history", "rng")
-    missing = [k for k in needed if not isinstance(state, dict) or k not in state]
-    if missing:
-        raise ValueError(
-            f"checkpoint {path} is not a complete checkpoint of this course (it has no "
-            f"{', '.join(repr(k) for k in missing)}): delete it to start from scratch, "
-            "or give another checkpoint path"
-        )
-
-
-def _check_fits(path, state: dict, model: nn.Module, scheduler) -> None:
-    """Refuse a checkpoint of another model, world size or schedule length."""
-    saved, current = state.get("model_name"), _model_name(model)
-    if saved is not None and saved != current:
-        raise ValueError(
-            f"checkpoint {path} was saved from another model, {saved}, but this run "
-            f"trains {current}: resume it with the settings it was saved with, {_AFRESH}"
-        )
-    saved_world, world = int(state.get("world_size", 1)), world_size()
-    if saved_world != world:
-        how = (
-            "without torchrun"
-            if saved_world == 1
-            else f"under torchrun with {saved_world} processes in all"
-        )
-        raise ValueError(
-            f"checkpoint {path} was written by a run of {saved_world} process(es), but "
-            f"this run has {world}: each process's shard of the data and the batches its "
-            f"batch norm averages over depend on that number. Resume it {how}, {_AFRESH}"
-        )
-    saved = (state.get("scheduler") or {}).get("total_steps")
-    steps = getattr(scheduler, "total_steps", None)
-    if saved is not None and steps is not None and saved != steps:
-        raise ValueError(
-            f"checkpoint {path} belongs to a schedule of {saved} steps, but this run's "
-            f"has {steps}: resume it with the epochs and batch size it was started with "
-            f"(the one-cycle's length depends on both), {_AFRESH}"
-        )
-
-
-# The optimizer's settings a resume must keep. A scheduler moves "lr" and "momentum"
-# during the run; it keeps the settings they started from in the other keys.
-_HYPERPARAMETERS = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "betas")
-_HYPERPARAMETERS += ("initial_lr", "max_lr", "min_lr", "max_momentum", "base_momentum")
-
-
-def _optimizer_settings(optimizer_state: dict, scheduled: bool) -> dict:
-    keys = [k for k in _HYPERPARAMETERS if not (scheduled and k in ("lr", "momentum"))]
-    groups = optimizer_state.get("param_groups", [])
-    return {
-        f"{k}" if len(groups) == 1 else f"{k} (group {i})": group[k]
-        for i, group in enumerate(groups)
-        for k in keys
-        if k in group
-    }
-
-
-def _check_settings(path, state: dict, optimizer, scheduler, settings) -> None:
-    """Refuse a resume whose settings (the run's, then the optimizer's) differ."""
-    pairs = [(state.get("settings"), settings)]
-    if optimizer is not None:
-        scheduled = scheduler is not None or state.get("scheduler") is not None
-        saved = _optimizer_settings(state["optimizer"], scheduled)
-        pairs.append((saved, _optimizer_settings(optimizer.state_dict(), scheduled)))
-    for saved, now in pairs:
-        if saved is None or now is None:
-            continue
-        changed = [k for k in saved if k in now and saved[k] != now[k]]
-        if changed:
-            what = ", ".join(f"{k} {saved[k]!r} (now {now[k]!r})" for k in changed)
-            raise ValueError(
-                f"checkpoint {path} was saved with {what}: resume it with the settings "
-                f"it was started with, {_AFRESH}"
             )
