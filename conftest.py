@@ -79,7 +79,7 @@ def pytest_configure(config):
 # Tests that build the book, drive the browser, run a notebook or launch processes: CI
 # runs them; `python -m pytest -m "not slow"` is the quick loop.
 SLOW_FIXTURES = {"built_book", "book_html", "book_server", "browser"}
-SLOW_FILES = {"test_distributed.py", "test_student.py"}
+SLOW_FILES = {"test_student.py"}
 
 
 def pytest_collection_modifyitems(config, items):

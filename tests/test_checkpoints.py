@@ -6,6 +6,8 @@ import torch
 from test_training import loaders, make, train_cpu
 
 from lenet_utils.checkpoints import History, load_checkpoint, save_checkpoint
+from lenet_utils.models import LeNet5
+from lenet_utils.training import sgd_one_cycle
 
 
 def test_corrupt_checkpoint_is_reported(tmp_path):
@@ -42,3 +44,30 @@ def test_an_incomplete_checkpoint_is_refused(tmp_path):
     torch.save(state, ckpt)
     with pytest.raises(ValueError, match="not a complete checkpoint.*no 'rng'"):
         load_checkpoint(ckpt, model)
+
+
+def checkpoint(tmp_path, model, epochs=2):
+    optimizer, scheduler = sgd_one_cycle(
+        model, lr=0.1, epochs=epochs, steps_per_epoch=3
+    )
+    path = tmp_path / "run.pt"
+    save_checkpoint(path, model, optimizer, scheduler, History([{"epoch": 1}]))
+    return path
+
+
+def test_a_checkpoint_of_another_model_is_refused(tmp_path):
+    path = checkpoint(tmp_path, LeNet5("modern", input_size=28))
+    other = LeNet5("modern", in_channels=3, batchnorm=True)
+    with pytest.raises(ValueError, match="saved from another model") as err:
+        load_checkpoint(path, other)
+    assert "input=(1, 28, 28)" in str(err.value) and "batchnorm=True" in str(err.value)
+    same = LeNet5("modern", input_size=28)
+    assert load_checkpoint(path, same).epochs == [{"epoch": 1}]
+
+
+def test_a_checkpoint_of_another_schedule_is_refused(tmp_path):
+    path = checkpoint(tmp_path, LeNet5("modern", input_size=28), epochs=2)
+    model = LeNet5("modern", input_size=28)
+    optimizer, scheduler = sgd_one_cycle(model, lr=0.1, epochs=3, steps_per_epoch=3)
+    with pytest.raises(ValueError, match="schedule of 6 steps, but this run's has 9"):
+        load_checkpoint(path, model, optimizer, scheduler)
