@@ -12,7 +12,8 @@ Modules, one job each:
 * :mod:`lenet_utils.cache`: decoded datasets kept as ``.pt`` files or one memory-mapped file;
 * :mod:`lenet_utils.readers`: one reader per dataset format, files to ``uint8`` tensors;
 * :mod:`lenet_utils.pipeline`: batches on the device: normalisation, augmentation, loaders;
-* :mod:`lenet_utils.training`: ``train_one_epoch``, ``evaluate``, ``fit``, checkpoints;
+* :mod:`lenet_utils.training`: ``train_one_epoch``, ``evaluate``, ``fit``;
+* :mod:`lenet_utils.checkpoints`: a run's history, saved and resumed exactly;
 * :mod:`lenet_utils.records`: the results records every full run writes;
 * :mod:`lenet_utils.plots`: the figures the chapters draw;
 * :mod:`lenet_utils.architecture`: the paper's Fig. 2, drawn from a model;
