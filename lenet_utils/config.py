@@ -1,23 +1,17 @@
-"""Every run-time setting of the course, in one place.
+"""Every run-time setting of the course, in one place: environment variables, all optional.
 
-Environment variables (all optional):
-
-* ``LENET_DATA_ROOT``: the folder datasets live in (default ``~/.cache/lenet5-course/data``);
-* ``LENET_BUDGET``: ``full`` (the default: the real runs) or ``smoke`` (a fast check on
-  small real subsets, what the tests run);
-* ``LENET_CACHE_DIR``: where decoded datasets are cached (default ``<data root>/cache``, or
-  ``~/.cache/lenet5-course/cache`` when the data root is read-only);
-* ``LENET_RESULTS_DIR``: where full runs write their JSON records (default ``results/`` of
-  the course checkout, else ``./results``);
-* ``LENET_CHECKPOINT_DIR``: where long runs keep their checkpoints (default
-  ``~/.cache/lenet5-course/checkpoints``);
-* ``LENET_REPLACE_RECORDS``: ``1`` lets a full run replace an existing results record
-  (``scripts/record_chapter.py`` sets it); by default an existing record is kept;
-* ``LENET_PROGRESS``: ``1`` (the default) shows live progress bars while training; ``0``
-  prints one line per epoch only, which is how the book's stored outputs are recorded.
-
-The tests also read ``LENET_REQUIRE_BROWSER`` (CI sets it: a missing browser fails the browser
-check instead of skipping it); the package itself does not.
+* ``LENET_DATA_ROOT``: where datasets live (default ``~/.cache/lenet5-course/data``);
+* ``LENET_BUDGET``: ``full`` (the default: the real runs) or ``smoke`` (small real subsets,
+  what the tests run);
+* ``LENET_CACHE_DIR``: decoded datasets (default ``<data root>/cache``, or under
+  ``~/.cache/lenet5-course`` when the data root is read-only);
+* ``LENET_RESULTS_DIR``: results records (default ``results/`` of the checkout, else
+  ``./results``);
+* ``LENET_CHECKPOINT_DIR``: checkpoints (default ``~/.cache/lenet5-course/checkpoints``);
+* ``LENET_REPLACE_RECORDS``: ``1`` lets a full run replace an existing record
+  (``scripts/record_chapter.py`` sets it);
+* ``LENET_PROGRESS``: ``1`` (the default) shows live progress bars; ``0`` prints one line per
+  epoch, as the book's stored outputs are recorded.
 """
 
 from __future__ import annotations
@@ -104,20 +98,22 @@ def is_smoke() -> bool:
     return budget() == "smoke"
 
 
+def _switch(name: str, default: str, words: tuple[str, ...] = ()) -> bool:
+    """An on/off variable: ``1``/``0`` (or ``words``: ``on``, ``true``, ...)."""
+    value = os.environ.get(name, default).strip().lower()
+    if value not in ("0", "1", "") + words:
+        raise ValueError(f"{name} must be 1 or 0, got {value!r}")
+    return value not in ("0", "off", "false", "") if value else default == "1"
+
+
 def progress_bars() -> bool:
     """Whether training shows live progress bars (``$LENET_PROGRESS``, default on)."""
-    value = os.environ.get(PROGRESS_ENV, "1").strip().lower()
-    if value not in ("0", "1", "off", "on", "false", "true", ""):
-        raise ValueError(f"{PROGRESS_ENV} must be 1 or 0, got {value!r}")
-    return value not in ("0", "off", "false")
+    return _switch(PROGRESS_ENV, "1", ("off", "on", "false", "true"))
 
 
 def replace_records() -> bool:
     """Whether a full run may replace an existing record (``$LENET_REPLACE_RECORDS``)."""
-    value = os.environ.get(REPLACE_ENV, "0").strip().lower()
-    if value not in ("0", "1", ""):
-        raise ValueError(f"{REPLACE_ENV} must be 1 or 0, got {value!r}")
-    return value == "1"
+    return _switch(REPLACE_ENV, "0")
 
 
 def cache_dir() -> Path:

@@ -82,11 +82,10 @@ def random_crop_flip(
     )
     flips = torch.randint(0, 2, (n, 1), generator=generator, device=dev).bool() & flip
     shift, flips = shift.to(x.device), flips.to(x.device)
-    rows = (
-        torch.arange(h, device=x.device) + shift[0]
-    )  # (N, H): each output row's source
+    # (N, H) and (N, W): the source row and column of each output row and column
+    rows = torch.arange(h, device=x.device) + shift[0]
     cols = torch.arange(w, device=x.device)
-    cols = torch.where(flips, cols.flip(0), cols) + shift[1]  # (N, W)
+    cols = torch.where(flips, cols.flip(0), cols) + shift[1]
     if mode == "reflect":
         rows, cols = rows.abs(), cols.abs()
         rows = torch.where(rows >= h, 2 * (h - 1) - rows, rows)
@@ -115,9 +114,7 @@ def random_affine(
     _batch(x, "random_affine")
     n, _, h, w = x.shape
     dev = generator.device if generator is not None else x.device
-    u = (
-        torch.rand(5, n, generator=generator, device=dev).to(x.device) * 2 - 1
-    )  # [-1, 1]
+    u = torch.rand(5, n, generator=generator, device=dev).to(x.device) * 2 - 1
     s, q = 1 + scale * u[0], 1 + squeeze * u[1]
     theta = torch.zeros(n, 2, 3, device=x.device, dtype=torch.float32)
     # theta maps output coordinates to input coordinates, hence the inverse scales

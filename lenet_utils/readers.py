@@ -1,11 +1,7 @@
-"""Dataset readers: one per format, each turning files in the data root into tensors.
-
-:func:`load_tensors` reads MNIST, CIFAR-10, Tiny ImageNet (at 32x32) and Imagenet32/64 in
-the formats readers actually have, straight out of the files and zips, and returns a
-:class:`~lenet_utils.storage.TensorData` of ``uint8`` images; :func:`load_imagefolder`
-reads any ``<root>/<class>/<image>`` tree. Images that need decoding (JPEG, WebP) are
-decoded once and cached; raw formats (IDX, pickles) are read directly.
-"""
+"""Dataset readers, one per format: :func:`load_tensors` reads MNIST, CIFAR-10, Tiny
+ImageNet (at 32x32) and Imagenet32/64 straight out of their files and zips as ``uint8``
+tensors, :func:`load_imagefolder` any ``<root>/<class>/<image>`` tree. What needs decoding
+(JPEG, WebP) is decoded once and cached."""
 
 from __future__ import annotations
 
@@ -21,25 +17,12 @@ import torch
 from torchvision import datasets
 
 from .config import data_root, describe_path
-from .files import atomic_write
 from .cache import cached, cached_memmap
+from .files import atomic_write
 from .pipeline import box_downscale
-from .storage import (
-    IMAGE_EXTENSIONS,
-    Files,
-    TensorData,
-    corrupt,
-    missing,
-    decode_all,
-    decode_folder,
-    download_file,
-    download_torchvision,
-    first_indices,
-    iter_batches,
-    keep_first,
-    read_batches,
-    stamp,
-)
+from .storage import IMAGE_EXTENSIONS, Files, TensorData, corrupt, missing, stamp
+from .storage import decode_all, decode_folder, download_file, download_torchvision
+from .storage import first_indices, iter_batches, keep_first, read_batches
 
 __all__ = ["DATASETS", "load_imagefolder", "load_tensors", "torchvision_mnist"]
 
@@ -123,12 +106,7 @@ def _load_mnist(
 ) -> TensorData:
     images_path, labels_path = _mnist_files(root, split, download)
     images, labels = read_idx(images_path), read_idx(labels_path).astype(np.int64)
-    if (
-        images.ndim != 3
-        or labels.ndim != 1
-        or len(images) != len(labels)
-        or labels.max(initial=0) > 9
-    ):
+    if images.ndim != 3 or labels.shape != (len(images),) or labels.max(initial=0) > 9:
         raise corrupt(
             images_path,
             f"images {images.shape} and labels {labels.shape} in {labels_path.name} "
@@ -137,13 +115,9 @@ def _load_mnist(
     keep = first_indices(labels, per_class)
     return TensorData(
         torch.from_numpy(images[keep]).unsqueeze(1),
-        torch.from_numpy(labels[keep]),
-        [str(d) for d in range(10)],
-        "mnist",
-        "MNIST",
-        describe_path(images_path.parent),
-        *STATS["mnist"],
-    )
+        torch.from_numpy(labels[keep]), [str(d) for d in range(10)], "mnist", "MNIST",
+        describe_path(images_path.parent), *STATS["mnist"],
+    )  # fmt: skip
 
 
 def torchvision_mnist(

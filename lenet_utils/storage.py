@@ -1,12 +1,6 @@
-"""Dataset storage: errors, files in folders and zips, image decoding, downloads.
-
-The readers in :mod:`lenet_utils.readers` build on these pieces, and
-:mod:`lenet_utils.cache` keeps what they decode. Errors say which dataset,
-which files, where they were looked for and how to get them: :class:`DatasetMissingError`
-when they are absent, :class:`CorruptDatasetError` when they are unreadable and
-:class:`MissingCodecError` when this Pillow cannot decode them. In Jupyter each shows as its
-message alone, not as a long traceback.
-"""
+"""Dataset storage, under the readers: files in folders and zips, decoding, downloads, and
+errors that say which files were looked for where, and how to get them (shown in Jupyter as
+the message alone, not a long traceback)."""
 
 from __future__ import annotations
 
@@ -51,10 +45,9 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".ppm", ".
 
 
 class _ShortError(Exception):
-    """An error that Jupyter shows as its message alone, without a long traceback."""
+    """An error that Jupyter (which calls this method) shows as its message alone."""
 
     def _render_traceback_(self) -> list[str]:
-        # IPython calls this instead of printing the traceback: the message says it all.
         return [f"\x1b[31m{type(self).__name__}\x1b[0m: {self}"]
 
 
@@ -87,12 +80,9 @@ def corrupt(path: Path, detail: str) -> CorruptDatasetError:
 
 @dataclass
 class TensorData:
-    """A whole split in memory: ``images`` uint8 (N, C, H, W), ``labels`` int64 (N,).
-
-    ``name`` is the dataset's key (``"cifar10"``), ``title`` how to name it to readers
-    (``"CIFAR-10 (JPEG copy)"``), ``source`` where it was read from (relative to the data
-    root), and ``mean``/``std`` the per-channel statistics to normalise it with.
-    """
+    """A whole split: ``images`` uint8 (N, C, H, W), ``labels`` int64 (N,), its key
+    (``name``), how readers see it (``title``), where it was read from (``source``) and the
+    per-channel ``mean`` and ``std`` to normalise it with."""
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -118,8 +108,8 @@ class TensorData:
 
 
 class Files:
-    """Files of directories and zips by name relative to the container's parent folder, so
-    ``tiny-imagenet-32/train/...`` names the same file zipped or extracted."""
+    """Files of folders and zips, named relative to the container's parent folder: the same
+    name (``tiny-imagenet-32/train/...``) zipped or extracted."""
 
     def __init__(self, paths: Sequence[Path]) -> None:
         self.label = " + ".join(p.name for p in paths)
@@ -173,6 +163,7 @@ class Files:
 
 
 _CODECS = {".webp": "webp", ".jpg": "jpg", ".jpeg": "jpg", ".png": "zlib"}
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
 def check_codec(name: str) -> None:
@@ -214,18 +205,12 @@ def decode_all(
         for name in names[start : start + 1024]:
             try:
                 array = decode_image(files.read(name), size)
-            except (
-                OSError,
-                ValueError,
-                SyntaxError,
-                Image.DecompressionBombError,
-            ) as err:
+            except DECODE_ERRORS as err:
                 check_codec(name)
                 raise corrupt(
                     files.where[name][0], f"{name} does not decode: {err}"
                 ) from err
-            if shape is None:
-                shape = array.shape
+            shape = shape or array.shape
             if array.shape != shape:
                 raise ValueError(
                     f"{name} is {array.shape[1]}x{array.shape[0]} but earlier images are "
