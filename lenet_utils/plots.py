@@ -20,9 +20,13 @@ __all__ = [
 ]
 
 
-def _grid(n: int, ncols: int | None) -> tuple[int, int]:
+def _panels(n: int, ncols: int | None, size: float, row: float, extra: float, **kw):
+    """A figure with a grid of ``n`` panels (8 a row unless ``ncols``), each ``size`` wide
+    and ``row`` tall, plus ``extra`` inches for the title."""
     ncols = ncols or min(n, 8)
-    return math.ceil(n / ncols), ncols
+    nrows = math.ceil(n / ncols)
+    figsize = (size * ncols, row * nrows + extra)
+    return plt.subplots(nrows, ncols, figsize=figsize, squeeze=False, **kw)
 
 
 def show_images(
@@ -45,15 +49,8 @@ def show_images(
     if images.dim() == 4 and images.shape[1] == 1:
         images = images[:, 0]
     n = images.shape[0]
-    nrows, ncols = _grid(n, ncols)
-    height = (size + 0.35) * nrows + 0.5  # room for each row's captions
-    fig, axes = plt.subplots(
-        nrows,
-        ncols,
-        figsize=(size * ncols, height),
-        squeeze=False,
-        layout="constrained",
-    )
+    # 0.35 inches a row for its captions
+    fig, axes = _panels(n, ncols, size, size + 0.35, 0.5, layout="constrained")
     for i, ax in enumerate(axes.flat):
         ax.set_xticks([])
         ax.set_yticks([])
@@ -95,15 +92,8 @@ def show_feature_maps(
     if maps.dim() == 4:
         maps = maps[0]
     c, h, w = maps.shape
-    nrows, ncols = _grid(c, ncols)
     cmap = cmap or ("RdBu_r" if symmetric else "viridis")
-    fig, axes = plt.subplots(
-        nrows,
-        ncols,
-        figsize=(size * ncols, (size + 0.35) * nrows + 0.5),
-        squeeze=False,
-        layout="constrained",
-    )
+    fig, axes = _panels(c, ncols, size, size + 0.35, 0.5, layout="constrained")
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < c:
@@ -304,10 +294,7 @@ def show_filters(
         )
     w = w[:, 0]
     lim = w.abs().max().item()
-    nrows, ncols = _grid(w.shape[0], ncols)
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(1.3 * ncols, 1.3 * nrows + 0.6), squeeze=False
-    )
+    fig, axes = _panels(w.shape[0], ncols, 1.3, 1.3, 0.6)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < w.shape[0]:
