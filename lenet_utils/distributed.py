@@ -1,14 +1,7 @@
 """Several processes, one training: the process group, rank helpers and the reductions.
 
-``torchrun --nproc_per_node=N`` starts N copies of a script and gives each the variables
-``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT``.
-:func:`join_process_group` reads them and joins the process group (``nccl`` on GPUs, ``gloo`` on the CPU); without
-them it does nothing, and every helper here answers for one process (rank 0 of 1), so
-the same code runs alone or under ``torchrun``. :func:`wrap` puts a model in
-``DistributedDataParallel``, which all-reduces the gradients during the backward pass;
-:func:`all_reduce_sum` adds up the ranks' metric sums, so that every rank reports the
-figures of the whole dataset.
-"""
+Without ``torchrun``'s variables every helper answers for one process (rank 0 of 1), so
+the same code runs alone or under ``torchrun``."""
 
 from __future__ import annotations
 
@@ -53,8 +46,7 @@ class LaunchError(RuntimeError):
 
 
 def launched() -> bool:
-    """True when this process was started as one of several (``RANK`` or ``WORLD_SIZE``
-    is set); :func:`join_process_group` then checks that the rest of the rendezvous is there too."""
+    """True when ``RANK`` or ``WORLD_SIZE`` is set: a process started as one of several."""
     return any(os.environ.get(v, "").strip() for v in ("RANK", "WORLD_SIZE"))
 
 
@@ -92,13 +84,9 @@ def _check_environment() -> tuple[int, int, int]:
 def join_process_group(
     device: str | torch.device | None = None, timeout_s: float = 1800.0
 ) -> torch.device:
-    """Join the process group when started by ``torchrun``; return this process's device.
-
-    One process per GPU: rank ``LOCAL_RANK`` of a machine uses ``cuda:LOCAL_RANK``, and the
-    ranks talk through NCCL; on the CPU (or MPS) they talk through gloo. A collective that
-    waits longer than ``timeout_s`` (e.g. for a rank that died or hangs) fails instead of
-    hanging for ever. Without torchrun's variables this only picks the device.
-    """
+    """Join the process group under ``torchrun`` (NCCL on GPUs, else gloo) and return this
+    process's device: ``cuda:LOCAL_RANK`` on GPUs. A collective that waits over
+    ``timeout_s`` (e.g. for a dead rank) fails instead of hanging for ever."""
     if not launched():
         return get_device(device)
     rank_, world, local = _check_environment()
@@ -113,37 +101,26 @@ def join_process_group(
         device = torch.device("cuda", local)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group(
-            "nccl" if device.type == "cuda" else "gloo",
-            rank=rank_,
-            world_size=world,
-            timeout=datetime.timedelta(seconds=timeout_s),
-        )
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        timeout = datetime.timedelta(seconds=timeout_s)
+        dist.init_process_group(backend, rank=rank_, world_size=world, timeout=timeout)
     return device
 
 
-# How long teardown lets go of the GIL before it destroys the process group (see teardown).
-_DRAIN_S = 0.1
-
-
 def teardown(wait: bool = True) -> None:
-    """Leave the process group (if any); safe to call more than once.
-
-    With ``wait`` (a run that ended normally) the ranks first meet at a barrier, so none
-    leaves while another still reduces. Skip it after an error: a rank may be gone.
-    """
-    if not (dist.is_available() and dist.is_initialized()):
+    """Leave the process group (if any), after a barrier with ``wait`` (so that none leaves
+    while another still reduces; skip it after an error: a rank may be gone)."""
+    if not is_distributed():
         return
     if wait:
         dist.barrier()
-    # Why the pause: gloo's worker threads free each finished collective, and with it the
-    # tensors Python has already let go of, which takes the GIL. On torch 2.2 (the oldest
-    # we support) destroying the group joins those threads *holding* the GIL: a worker
-    # still freeing the last reduction then waits for ever. Measured on two ranks: 8 hangs
-    # in 30 runs with neither barrier nor pause, 0 in 30 with both; the barrier alone is
-    # not enough, as its own work holds the last reduction. Sleeping releases the GIL, and
-    # the workers finish their frees first (tests/test_distributed.py tries 50 times).
-    time.sleep(_DRAIN_S)
+    # Why the pause: on torch 2.2 (the oldest we support) destroying the group joins gloo's
+    # worker threads *holding* the GIL, so a worker still freeing the last collective's
+    # tensors (which takes the GIL) waits for ever. Measured on two ranks: 8 hangs in 30
+    # runs with neither barrier nor pause, 0 in 30 with both; the barrier alone is not
+    # enough (its own work holds the last reduction). Sleeping releases the GIL, and the
+    # workers finish first (tests/test_distributed.py tries 50 times).
+    time.sleep(0.1)
     dist.destroy_process_group()
 
 
@@ -173,31 +150,23 @@ def is_main() -> bool:
     return rank() == 0
 
 
-def barrier() -> None:
-    """Wait for every rank (nothing to wait for in a single process)."""
-    if is_distributed():
-        dist.barrier()
-
-
 @contextmanager
 def main_first(local: bool = True) -> Iterator[None]:
     """Run the block on rank 0 first (per machine if ``local``), then on the others: one
     process builds a cache (decoded images, a memory map), the others then read it."""
-    first = (local_rank() if local else rank()) == 0
-    if not first:
-        barrier()
+    first, wait = (local_rank() if local else rank()) == 0, is_distributed()
+    if wait and not first:
+        dist.barrier()
     try:
         yield
     finally:  # even after an error, so that the others go on (and meet it themselves)
-        if first:
-            barrier()
+        if wait and first:
+            dist.barrier()
 
 
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
-    """Sum ``tensor`` over the ranks, in place; returns it (unchanged in one process).
-
-    The sums are added in the ranks' device's precision; use float64 or integer tensors
-    for counts, so that the totals are exact."""
+    """Sum ``tensor`` over the ranks, in place, and return it (in its own precision: use
+    float64 or integers for exact counts)."""
     if is_distributed():
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor
@@ -223,15 +192,12 @@ def all_reduce_max(value: float, device: torch.device | str = "cpu") -> float:
 
 
 def wrap(model: nn.Module, device: torch.device) -> nn.Module:
-    """``model`` in ``DistributedDataParallel`` inside a process group, else unchanged.
-
-    DDP copies rank 0's weights to every rank once, then all-reduces (averages) the
-    gradients in buckets during the backward pass, so every rank takes the same step."""
+    """``model`` in ``DistributedDataParallel`` inside a process group, else unchanged
+    (DDP averages the gradients during the backward pass: every rank takes one step)."""
     if not is_distributed():
         return model
-    model = model.to(device)
     ids = [device.index] if device.type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=ids)
+    return DistributedDataParallel(model.to(device), device_ids=ids)
 
 
 def unwrap(model: nn.Module) -> nn.Module:
