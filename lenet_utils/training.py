@@ -1,10 +1,6 @@
-"""Training, in the shape of pytorch/examples' mnist: ``train_one_epoch``, ``evaluate``, ``fit``.
-
-``train_one_epoch`` is chapter 4's loop. ``fit`` runs it once per epoch, evaluates, keeps
-the history and adds what a long run needs: a checkpoint after each epoch, mixed precision
-on CUDA, a stop on a NaN or infinite loss, and under ``torchrun`` the sums of every process
-(:mod:`lenet_utils.checkpoints`, :mod:`lenet_utils.distributed`); helpers after the loop.
-"""
+"""Training in the shape of pytorch/examples' mnist: ``train_one_epoch`` (chapter 4's
+loop), ``evaluate`` and ``fit``, which adds what a long run needs: checkpoints, mixed
+precision on CUDA, a stop on a NaN loss, and the sums of every ``torchrun`` process."""
 
 from __future__ import annotations
 
@@ -14,6 +10,7 @@ from typing import Callable, Iterable, Sequence
 
 import torch
 from torch import nn
+from torch.optim.lr_scheduler import OneCycleLR
 
 from .checkpoints import History, resume, save_checkpoint
 from .config import get_device, progress_bars, sync
@@ -37,9 +34,8 @@ def train_one_epoch(
     progress: bool = False,
     epoch: int | None = None,
 ) -> dict[str, float]:
-    """One pass over ``batches``: forward, loss, backward, step (and the scheduler's step
-    after every batch). Returns the mean training loss, top-1 and the seconds it took;
-    raises ``FloatingPointError`` if the loss became NaN or infinite."""
+    """One pass over ``batches`` (the scheduler steps after each batch): the mean training
+    loss, top-1 and seconds; a ``FloatingPointError`` if the loss became NaN or infinite."""
     model.train()
     sums = _EpochSums(device)  # loss, hits and images, summed on the device; the time
     for step, (x, y) in enumerate(_bar(batches, progress, epoch)):
@@ -51,8 +47,10 @@ def train_one_epoch(
         if scaler is None:
             loss.backward()
             optimizer.step()
-        else:  # fp16: scale the loss so small gradients do not underflow
-            _scaled_step(loss, optimizer, scaler)
+        else:  # fp16: scale the loss so small gradients do not underflow; the scaler
+            scaler.scale(loss).backward()  # skips a step whose gradients overflowed
+            scaler.step(optimizer)
+            scaler.update()
         if scheduler is not None:
             scheduler.step()
         sums.add(step, x, y, logits, loss)
@@ -68,15 +66,11 @@ def evaluate(
     amp: bool = True,
     flip_tta: bool = False,
 ) -> dict[str, float]:
-    """Mean loss and top-1 (and top-5 with more than 10 classes) in percent. Under DDP each
-    rank scores its shard and the figures are those of all the shards together.
-
-    With ``flip_tta``, each image is scored by the mean of the softmax outputs for it and
-    its mirror image (test-time augmentation); the loss is then that of the mean.
-    """
+    """Mean loss and top-1 (and top-5 with more than 10 classes) in percent, over every
+    DDP rank's shard together. ``flip_tta`` scores each image by the mean of the softmax
+    outputs for it and its mirror image (test-time augmentation), the loss included."""
     device = device or next(model.parameters()).device
-    model = unwrap(model)  # every rank holds the same weights: no need for DDP here
-    model.eval()
+    model = unwrap(model).eval()  # every rank holds the same weights: no DDP needed
     total, loss_sum, correct = 0, 0.0, None
     for x, y in batches:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -87,7 +81,7 @@ def evaluate(
                 probs = (logits.float().softmax(1) + mirror) / 2
                 logits = probs.clamp_min(1e-12).log()  # log-probabilities: a true loss
         loss_sum = loss_sum + loss_fn(logits.float(), y, reduction="sum")
-        hits = accuracy(logits, y, _topk_for(logits.shape[1]))
+        hits = accuracy(logits, y, (1, 5) if logits.shape[1] > 10 else (1,))
         correct = hits if correct is None else correct + hits
         total += y.numel()
     # Under DDP a rank's shard may be empty: it still takes part in the sums, with zeros.
@@ -98,10 +92,8 @@ def evaluate(
     )
     if total == 0:
         raise ValueError("evaluate: the batches were empty")
-    out = {"loss": loss_sum / total, "top1": 100.0 * top1 / total}
-    if top5:
-        out["top5"] = 100.0 * top5_hits / total
-    return out
+    top5 = {"top5": 100.0 * top5_hits / total} if top5 else {}
+    return {"loss": loss_sum / total, "top1": 100.0 * top1 / total, **top5}
 
 
 def fit(
@@ -122,15 +114,12 @@ def fit(
 ) -> History:
     """Train for ``epochs`` epochs, evaluating on ``test`` after each; returns the history.
 
-    ``scheduler`` is stepped after every batch (e.g. ``OneCycleLR``). With ``checkpoint``,
-    the state is saved after each epoch, and a run restarted with the same path resumes
-    after the last finished epoch (a loader with ``set_epoch``, such as
-    :class:`~lenet_utils.pipeline.TensorLoader`, then replays that epoch's shuffle); a
-    resume whose ``settings`` (e.g. the command line's) differ from the saved ones is
-    refused. ``stop_after`` ends this session after that epoch, to go on later from the
-    checkpoint. ``progress`` defaults to ``LENET_PROGRESS``. A NaN or infinite loss stops
-    the run with a ``FloatingPointError``. Under DDP only rank 0 prints and saves.
-    """
+    ``scheduler`` (e.g. ``OneCycleLR``) steps after every batch. With ``checkpoint`` the
+    state is saved after each epoch, and a restart with the same path and ``settings``
+    resumes after the last finished one (a loader's ``set_epoch`` replays its shuffle);
+    ``stop_after`` ends this session after that epoch. ``progress`` defaults to
+    ``LENET_PROGRESS``. Only rank 0 prints and saves. A NaN or infinite loss stops the run
+    with a ``FloatingPointError``."""
     device = device or get_device()
     progress = (progress_bars() if progress is None else progress) and is_main()
     model.to(device)
@@ -182,23 +171,15 @@ def sgd_one_cycle(
     steps_per_epoch: int,
     weight_decay: float = 5e-4,
     one_cycle: bool = True,
-) -> tuple[torch.optim.SGD, torch.optim.lr_scheduler.OneCycleLR | None]:
-    """The course's recipe: SGD with Nesterov momentum 0.9 and a one-cycle schedule that
-    warms up to ``lr`` over 30% of the steps, then anneals. ``one_cycle=False`` gives a
-    constant ``lr`` and no scheduler (``None``)."""
+) -> tuple[torch.optim.SGD, OneCycleLR | None]:
+    """SGD with Nesterov momentum 0.9 and a one-cycle schedule that warms up to ``lr`` over
+    30% of the steps, then anneals (``one_cycle=False``: a constant ``lr``, no scheduler)."""
     optimizer = torch.optim.SGD(
-        model.parameters(),
-        lr=lr,
-        momentum=0.9,
-        nesterov=True,
-        weight_decay=weight_decay,
+        model.parameters(), lr, momentum=0.9, nesterov=True, weight_decay=weight_decay
     )
     if not one_cycle:
         return optimizer, None
-    total = epochs * steps_per_epoch
-    return optimizer, torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, lr, total_steps=total
-    )
+    return optimizer, OneCycleLR(optimizer, lr, total_steps=epochs * steps_per_epoch)
 
 
 def accuracy(
@@ -209,9 +190,6 @@ def accuracy(
     k = min(max(topk), logits.shape[1])
     hit = logits.topk(k, dim=1).indices.eq(labels.unsqueeze(1))
     return torch.stack([hit[:, : min(kk, k)].any(dim=1).sum() for kk in topk])
-
-
-# ---- what the loop hands off: sums, precision, progress, printing ----
 
 
 class _EpochSums:
@@ -246,11 +224,8 @@ class _EpochSums:
             raise FloatingPointError(self._diverged(epoch, bool(bad_input)))
         if seen == 0:
             raise ValueError("train_one_epoch: the batches were empty")
-        return {
-            "train_loss": loss / seen,
-            "train_top1": 100.0 * correct / seen,
-            "seconds": seconds,
-        }
+        top1 = 100.0 * correct / seen
+        return {"train_loss": loss / seen, "train_top1": top1, "seconds": seconds}
 
     def _diverged(self, epoch: int | None, bad_input: bool) -> str:
         mine = float(self.bad_step) if self.bad_step >= 0 else float("inf")
@@ -267,25 +242,10 @@ class _EpochSums:
         )
 
 
-def _scaled_step(loss: torch.Tensor, optimizer, scaler) -> None:
-    """Backward and step through the fp16 gradient scaler (it skips a step whose
-    gradients overflowed, and adjusts the scale)."""
-    scaler.scale(loss).backward()
-    scaler.step(optimizer)
-    scaler.update()
-
-
-def _topk_for(num_classes: int) -> tuple[int, ...]:
-    return (1, 5) if num_classes > 10 else (1,)
-
-
 def _amp_dtype(device: torch.device) -> torch.dtype:
     """bf16 on GPUs with native bf16 (Ampere and newer), fp16 on older ones (e.g. a T4)."""
-    return (
-        torch.bfloat16
-        if torch.cuda.get_device_capability(device)[0] >= 8
-        else torch.float16
-    )
+    ampere = torch.cuda.get_device_capability(device)[0] >= 8
+    return torch.bfloat16 if ampere else torch.float16
 
 
 def _autocast(device: torch.device, amp: bool):
@@ -319,13 +279,11 @@ def _bar(iterable, progress: bool, epoch: int | str | None):
 
 def _printer(progress: bool) -> Callable[[str], None]:
     """How ``fit`` prints a line: above the live bars, on rank 0 only."""
-    if not is_main():
-        return lambda line: None
-    if progress:
-        from tqdm.auto import tqdm
+    if not progress:
+        return print if is_main() else lambda line: None
+    from tqdm.auto import tqdm
 
-        return tqdm.write  # prints above the live bars instead of through them
-    return print
+    return tqdm.write  # prints above the live bars instead of through them
 
 
 def _epoch_line(row: dict, epochs: int) -> str:
@@ -346,9 +304,8 @@ def _set_epoch(train: Batches, epoch: int) -> None:
 
 
 def _check_labels(model: nn.Module, *loaders: Batches) -> None:
-    """Refuse labels outside ``0 … num_classes - 1`` before training: on a GPU such a
-    label is a device-side assert that ends the process. Checks loaders that hold
-    their labels as one tensor (:class:`~lenet_utils.pipeline.TensorLoader`)."""
+    """Refuse labels outside ``0 … num_classes - 1`` of loaders that hold them as one tensor,
+    before training: on a GPU such a label is a device-side assert that ends the process."""
     classes = getattr(unwrap(model), "num_classes", None)
     for loader in loaders:
         labels = getattr(loader, "labels", None)
