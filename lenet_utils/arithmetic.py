@@ -1,12 +1,8 @@
 """The paper's arithmetic: output sizes, parameters, connections and multiply-accumulates.
 
-Plain integer arithmetic to check by hand against LeCun et al. (1998), following PyTorch
-exactly: :func:`output_size` refuses every layer PyTorch refuses, with a ``ValueError``
-stating the rule (:data:`RULES`, copied by chapter 1's calculator), and the counting
-functions check their arguments by the same rules. As in the paper, *parameters* are
-trainable numbers; *connections* count every input-to-unit link, bias and padding included
-(a shared weight is one parameter but many connections; a pooling unit has ``kh * kw``);
-*MACs* count the weight multiplications of convolution and fully connected layers.
+Plain integers, following PyTorch exactly: a layer it refuses raises a ``ValueError``
+stating the rule (:data:`RULES`). As in the paper, *connections* count every input-to-unit
+link, bias included (a shared weight is one parameter but many connections).
 """
 
 from __future__ import annotations
@@ -16,8 +12,7 @@ from typing import Sequence, Union
 
 Size = Union[int, tuple[int, int]]
 
-#: The figures printed in LeCun et al. (1998), section II-B: layer -> (trainable parameters,
-#: connections). Reference values to check computed counts against, never used to compute them.
+#: LeCun et al. (1998), section II-B: layer -> (parameters, connections), to check against.
 PAPER_1998: dict[str, tuple[int, int]] = {
     "C1": (156, 122_304),
     "S2": (12, 5_880),
@@ -34,8 +29,8 @@ LAYER_KINDS: dict[str, str] = {
     "avgpool": "AvgPool2d",
 }
 
-#: Every rule a layer can break, a template of plain ``{field}`` names (JavaScript fills them
-#: the same way): keep in step with ``book/_static/lenet-calculator.js`` (a test compares).
+#: Every rule a layer can break, in plain ``{field}`` templates that JavaScript fills too:
+#: ``book/_static/lenet-calculator.js`` has a copy (a test compares).
 RULES: dict[str, str] = {
     "type": (
         "{name}: {what} must be an int or a pair of ints (height, width), got {value}"
@@ -120,23 +115,18 @@ def _is_int(value: object) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def _pair(
-    value: object, what: str, name: str, *, single: bool = False
-) -> tuple[int, int]:
-    """``value`` as ``(height, width)`` from an int or a pair (or, if ``single``, a
-    one-element sequence, as PyTorch's pooling layers accept)."""
-    if _is_int(value):
-        return int(value), int(value)  # type: ignore[call-overload]
-    if isinstance(value, (tuple, list)) and all(_is_int(v) for v in value):
-        if len(value) == 2:
-            return int(value[0]), int(value[1])
-        if single and len(value) == 1:
-            return int(value[0]), int(value[0])
+def _pair(value: object, what: str, name: str, single: bool = False) -> tuple[int, int]:
+    """``(height, width)`` from an int, a pair, or if ``single`` a 1-element list (pooling)."""
+    pair = (value, value) if _is_int(value) else value
+    if isinstance(pair, (tuple, list)) and all(_is_int(v) for v in pair):
+        if len(pair) == 2 or (single and len(pair) == 1):
+            return int(pair[0]), int(pair[-1])
     raise _broken("type", name=name, what=what, value=repr(value))
 
 
-def _at_least(what: str, pair: tuple[int, int], name: str) -> tuple[int, int]:
-    """``pair`` of the geometry argument ``what``, checked against its lowest value."""
+def _at_least(what: str, v: object, name: str, single: bool = False) -> tuple[int, int]:
+    """The geometry argument ``what`` as a pair (:func:`_pair`), each at least its lowest."""
+    pair = _pair(v, what, name, single)
     rule, lowest = what.removesuffix("_size"), 0 if what == "padding" else 1
     for axis, value in zip(_AXES, pair):
         if value < lowest:
@@ -144,18 +134,12 @@ def _at_least(what: str, pair: tuple[int, int], name: str) -> tuple[int, int]:
     return pair
 
 
-def _kernel(kernel_size: object, name: str, single: bool = False) -> tuple[int, int]:
-    """A kernel size as ``(kh, kw)``, each at least 1."""
-    pair = _pair(kernel_size, "kernel_size", name, single=single)
-    return _at_least("kernel_size", pair, name)
-
-
-def _output_pair(out_size: object, name: str) -> tuple[int, int]:
-    """An output size (what :func:`output_size` gives) as ``(oh, ow)``, each at least 1."""
+def _positions(out_size: object, name: str) -> int:
+    """``oh * ow`` of an output size (what :func:`output_size` gives), each at least 1."""
     pair = _pair(out_size, "output size", name)
     for axis, value in zip(_AXES, pair):
         checked_count(value, f"output {axis}", name)
-    return pair
+    return pair[0] * pair[1]
 
 
 def _flag(value: object, what: str, name: str) -> bool:
@@ -166,8 +150,7 @@ def _flag(value: object, what: str, name: str) -> bool:
 
 
 def checked_count(value: object, what: str, name: str = "layer") -> int:
-    """``value`` as a count of channels, units, groups or output pixels: an int of at
-    least 1, else a ``ValueError`` (a ``TypeError`` too for a non-int) naming ``what``."""
+    """``value`` as a count: an int of at least 1, else a ``ValueError`` naming ``what``."""
     if not _is_int(value):
         raise _WrongType(f"{name}: {what} must be an int, got {value!r}")
     if value < 1:  # type: ignore[operator]
@@ -178,8 +161,7 @@ def checked_count(value: object, what: str, name: str = "layer") -> int:
 def checked_groups(
     in_channels: object, out_channels: object, groups: object, name: str = "conv"
 ) -> tuple[int, int, int]:
-    """A convolution's channels and groups, checked: counts, and channels that split into
-    ``groups`` equal groups (as PyTorch requires). Returns the three as ints."""
+    """The three as ints, checked: counts, and channels that split into ``groups`` groups."""
     in_channels = checked_count(in_channels, "in_channels", name)
     out_channels = checked_count(out_channels, "out_channels", name)
     groups = checked_count(groups, "groups", name)
@@ -191,8 +173,7 @@ def checked_groups(
 
 
 def pytorch_stride(stride: Size | None, kernel_size: Size, kind: str = "conv") -> Size:
-    """The stride PyTorch uses: ``stride``, or when it is ``None`` the default of ``kind``,
-    1 for a convolution and the kernel size for pooling."""
+    """``stride``, or if None PyTorch's default: 1 (convolution) or the kernel (pooling)."""
     return stride if stride is not None else (1 if kind == "conv" else kernel_size)
 
 
@@ -209,14 +190,10 @@ def output_size(
 ) -> Size:
     """Spatial output size of a convolution or pooling layer, exactly as PyTorch computes it.
 
-    Arguments follow PyTorch's order and names; each is an int (square) or an
-    ``(height, width)`` pair (then so is the result). ``kind`` is a key of
-    :data:`LAYER_KINDS`; ``stride=None`` is PyTorch's default (:func:`pytorch_stride`).
-    Along each axis ``out = floor((W + 2P - D(F - 1) - 1) / S) + 1``; ``ceil_mode=True``
-    (pooling only) makes it ``ceil``, but drops a last window starting in the right-hand
-    padding, as PyTorch does. Raises ``ValueError`` naming the layer and the rule for every
-    layer PyTorch refuses (a wrong type is also a ``TypeError``), and for an input of zero
-    pixels, which PyTorch builds in some cases.
+    Per axis ``floor((W + 2P - D(F - 1) - 1) / S) + 1`` (``ceil`` with ``ceil_mode``); each
+    argument, as in PyTorch, is an int or a ``(height, width)`` pair (then so is the result).
+    ``kind`` is a key of :data:`LAYER_KINDS`. Raises ``ValueError`` for every layer PyTorch
+    refuses, and for an input of zero pixels.
     """
     geometry = [size, kernel_size, stride, padding, dilation]
     return output_size_and_formula(geometry, ceil_mode, kind=kind, name=name)[0]
@@ -229,10 +206,8 @@ def output_size_and_formula(
     kind: str = "conv",
     name: str = "layer",
 ) -> tuple[Size, Size]:
-    """(:func:`output_size`, the formula's size) of ``geometry``, output_size's first five
-    arguments. The formula's is larger where PyTorch drops a last ``ceil_mode`` window
-    that would start in the right-hand padding (5 and 4 windows for the geometry
-    ``(11, 3, 3, 1, 1)`` of a max pooling)."""
+    """(:func:`output_size`, the formula's) for output_size's first five arguments; less
+    where PyTorch drops a last ``ceil_mode`` window starting in the right-hand padding."""
     geometry = list(geometry)
     if kind not in LAYER_KINDS:
         raise _broken("kind", name=name, value=repr(kind))
@@ -258,36 +233,25 @@ def output_size_and_formula(
         if pooling and p > k // 2:
             fields = dict(padding=p, kernel=k, half=k // 2, axis=axis)
             raise _broken("pool_padding", name=name, **fields)
-    (h, h_formula), (w, w_formula) = (
-        _output_1d(tuple(p[i] for p in pairs.values()), ceil_mode, name, axis)
-        for i, axis in enumerate(_AXES)
-    )
+    outputs = []  # (output size, the formula's) of each axis
+    for axis, one_axis in zip(_AXES, zip(*pairs.values())):
+        size, kernel, stride, padding, dilation = one_axis
+        span = dilation * (kernel - 1) + 1  # how many input pixels one window covers
+        padded = size + 2 * padding
+        # ceil_mode rounds up: a last window may overhang the padded input by stride - 1.
+        overhang = stride - 1 if ceil_mode else 0
+        if span > padded + overhang:
+            rule = "fit_ceil" if ceil_mode else "fit"
+            fields = dict(span=span, size=size, padding=padding, padded=padded)
+            raise _broken(rule, name=name, axis=axis, overhang=overhang, **fields)
+        formula = (padded - span + overhang) // stride + 1
+        # PyTorch's pooling_output_shape: the last window must start inside the image or
+        # the left padding, not in the right-hand padding.
+        dropped = ceil_mode and (formula - 1) * stride >= size + padding
+        outputs.append((formula - dropped, formula))
     if all(_is_int(v) for v in geometry):
-        return h, h_formula
-    return (h, w), (h_formula, w_formula)
-
-
-def _output_1d(
-    geometry: tuple[int, ...], ceil_mode: bool, name: str, axis: str
-) -> tuple[int, int]:
-    """One axis of :func:`output_size_and_formula`, its arguments checked one by one."""
-    size, kernel, stride, padding, dilation = geometry
-    span = dilation * (kernel - 1) + 1  # how many input pixels one window covers
-    padded = size + 2 * padding
-    fit = dict(name=name, span=span, axis=axis, size=size, padding=padding)
-    if not ceil_mode:
-        if span > padded:
-            raise _broken("fit", padded=padded, **fit)
-        out = (padded - span) // stride + 1
-        return out, out
-    # ceil_mode: a window may overhang the padded input by up to stride - 1 pixels.
-    if span > padded + stride - 1:
-        raise _broken("fit_ceil", padded=padded, overhang=stride - 1, **fit)
-    formula = -(-(padded - span) // stride) + 1  # ceil division
-    # PyTorch's pooling_output_shape: the last window must start inside the image or the
-    # left padding, not in the right-hand padding.
-    dropped = (formula - 1) * stride >= size + padding
-    return formula - dropped, formula
+        return outputs[0]
+    return tuple(zip(*outputs))  # ((h, w), (h_formula, w_formula))
 
 
 def conv_output_size(
@@ -314,8 +278,7 @@ def pool_output_size(
     kind: str = "maxpool",
     name: str = "pool",
 ) -> Size:
-    """Output size of a pooling layer (``nn.MaxPool2d`` by default); the stride defaults
-    to the kernel, as in PyTorch. :func:`output_size` with a pooling ``kind``."""
+    """Output size of a pooling layer (``nn.MaxPool2d`` by default): :func:`output_size`."""
     if kind == "conv":
         raise _broken("kind", name=name, value="'conv' (use conv_output_size)")
     return output_size(
@@ -331,11 +294,8 @@ def simple_output_size(
     *,
     name: str = "layer",
 ) -> Size:
-    """The form most courses quote, ``(W - F + 2P) / S + 1``, for a convolution: it is
-    :func:`output_size` without dilation when the division is exact (ints or pairs, as
-    there). When it is not, the last pixels are not covered by any window, and this raises
-    ``ValueError`` saying so (PyTorch rounds down silently, as :func:`output_size` does).
-    """
+    """The form most courses quote, ``(W - F + 2P) / S + 1``: :func:`output_size`, or a
+    ``ValueError`` naming the pixels no window covers if the division is not exact."""
     general = output_size(width, kernel_size, stride, padding, name=name)  # checks all
     args = [_pair(v, "", name) for v in (width, kernel_size, stride, padding, general)]
     for w, f, s, p, out in zip(*args):
@@ -344,9 +304,6 @@ def simple_output_size(
             fields = dict(width=w, kernel=f, stride=s, padding=p, general=out)
             raise _broken("exact", name=name, leftover=leftover, **fields)
     return general
-
-
-# Parameters, connections, multiply-accumulates ------------------------------------------
 
 
 def conv_params(
@@ -358,12 +315,10 @@ def conv_params(
     groups: int = 1,
     name: str = "conv",
 ) -> int:
-    """Trainable parameters of an ``nn.Conv2d``: ``out * (in / groups) * kh * kw`` weights,
-    plus ``out`` biases. Refuses counts and kernels below 1 (PyTorch builds a convolution
-    of no input channels, which computes nothing) and channels not divisible by ``groups``.
-    """
+    """Trainable parameters of an ``nn.Conv2d``: ``out * (in / groups) * kh * kw`` weights
+    plus ``out`` biases. Refuses 0 input channels (PyTorch builds it; it computes nothing)."""
     c_in, c_out, groups = checked_groups(in_channels, out_channels, groups, name)
-    kh, kw = _kernel(kernel_size, name)
+    kh, kw = _at_least("kernel_size", kernel_size, name)
     biases = c_out if _flag(bias, "bias", name) else 0
     return c_out * (c_in // groups) * kh * kw + biases
 
@@ -377,7 +332,7 @@ def sparse_conv_params(
 ) -> int:
     """Parameters of a convolution where output map ``j`` sees only the input maps
     ``table[j]``: the paper's C3, whose 16 maps read 3, 4 or 6 of S2's 6 (Table I)."""
-    kh, kw = _kernel(kernel_size, name)
+    kh, kw = _at_least("kernel_size", kernel_size, name)
     biases = len(table) if _flag(bias, "bias", name) else 0
     checked_count(len(table), "output maps", name)
     weights = 0
@@ -404,11 +359,9 @@ def subsampling_params(channels: int, *, name: str = "subsampling") -> int:
 
 
 def conv_connections(params: int, out_size: Size, *, name: str = "conv") -> int:
-    """Connections of a convolution: each output position repeats its kernels' links, one
-    per weight and bias, so ``params`` (weights + biases) times the output positions.
-    Valid for dense, grouped and sparse layers."""
-    oh, ow = _output_pair(out_size, name)
-    return checked_count(params, "params", name) * oh * ow
+    """Connections of a convolution (dense, grouped or sparse): ``params`` (weights and
+    biases, one link each) times the output positions."""
+    return _positions(out_size, name) * checked_count(params, "params", name)
 
 
 def subsampling_connections(
@@ -422,9 +375,8 @@ def subsampling_connections(
     """Connections of a pooling or subsampling layer: ``kh * kw`` inputs per unit, plus a
     bias link for the paper's trainable subsampling (``bias=False`` for PyTorch's pooling)."""
     channels = checked_count(channels, "channels", name)
-    kh, kw = _kernel(kernel_size, name, single=True)
-    oh, ow = _output_pair(out_size, name)
-    return channels * oh * ow * (kh * kw + (1 if _flag(bias, "bias", name) else 0))
+    kh, kw = _at_least("kernel_size", kernel_size, name, single=True)
+    return channels * _positions(out_size, name) * (kh * kw + _flag(bias, "bias", name))
 
 
 def conv_macs(
@@ -436,13 +388,11 @@ def conv_macs(
     groups: int = 1,
     name: str = "conv",
 ) -> int:
-    """Multiply-accumulates of an ``nn.Conv2d``: each output value reads
-    ``(in / groups) * kh * kw`` inputs, one weight multiplication each."""
+    """Multiply-accumulates of an ``nn.Conv2d``: one per weight at each output position."""
     weights = conv_params(
         in_channels, out_channels, kernel_size, bias=False, groups=groups, name=name
     )
-    oh, ow = _output_pair(out_size, name)
-    return weights * oh * ow
+    return conv_connections(weights, out_size, name=name)
 
 
 def linear_macs(in_features: int, out_features: int, *, name: str = "linear") -> int:
