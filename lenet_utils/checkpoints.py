@@ -1,7 +1,5 @@
 """Checkpoints: what resuming after the last finished epoch needs, saved atomically, and
-the checks that refuse a checkpoint of another run (another model, number of processes,
-schedule or settings) with the reason.
-"""
+the checks that refuse another run's checkpoint (model, processes, schedule, settings)."""
 
 from __future__ import annotations
 
@@ -68,8 +66,8 @@ def resume(
         return History()
     history = load_checkpoint(checkpoint, model, optimizer, scheduler, settings)
     if is_main():
-        done = len(history.epochs)
-        print(f"resumed from {describe_path(checkpoint)} after epoch {done}")
+        where, done = describe_path(checkpoint), len(history.epochs)
+        print(f"resumed from {where} after epoch {done}")
     return history
 
 
@@ -87,9 +85,8 @@ def save_checkpoint(
     history: History,
     settings: dict | None = None,
 ) -> None:
-    """Save what resuming after the last finished epoch needs (written atomically), with
-    the model's description, the number of processes and the run's ``settings``, all
-    checked when it is loaded."""
+    """Save what resuming after the last finished epoch needs, atomically, with the model's
+    description, the number of processes and ``settings`` (all checked on loading)."""
     sched = None
     if scheduler is not None:  # older torch keeps a bound method in it: not a weight
         sched = {k: v for k, v in scheduler.state_dict().items() if not callable(v)}
@@ -113,19 +110,22 @@ def load_checkpoint(
     scheduler=None,
     settings: dict | None = None,
 ) -> History:
-    """Restore a checkpoint written by :func:`save_checkpoint`; returns its history.
-
-    Loaded with ``weights_only=True``: tensors and plain containers, never pickled code.
-    A checkpoint of another model, another number of processes, another schedule or other
-    settings is refused with a ``ValueError`` that names the difference.
-    """
+    """Restore a checkpoint written by :func:`save_checkpoint` (loaded ``weights_only``:
+    never pickled code) and return its history; another run's checkpoint is refused with
+    a ``ValueError`` that names the difference."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # unreadable, truncated, not a checkpoint
         raise _unreadable(path, err) from err
-    _check_complete(path, state)
-    _check_fits(path, state, model, scheduler)
-    _check_settings(path, state, optimizer, scheduler, settings)
+    needed = ("model", "optimizer", "scheduler", "history", "rng")
+    missing = [k for k in needed if not isinstance(state, dict) or k not in state]
+    if missing:  # it loads, but lacks what resuming needs
+        raise ValueError(
+            f"checkpoint {path} is not a complete checkpoint of this course (it has no "
+            f"{', '.join(repr(k) for k in missing)}): delete it to start from scratch, "
+            "or give another checkpoint path"
+        )
+    _check_same_run(path, state, model, optimizer, scheduler, settings)
     try:
         unwrap(model).load_state_dict(state["model"])
         if optimizer is not None:
@@ -149,20 +149,11 @@ def _unreadable(path, err: Exception) -> ValueError:
     )
 
 
-def _check_complete(path, state) -> None:
-    """Refuse a file that loads but lacks what resuming needs."""
-    needed = ("model", "optimizer", "scheduler", "history", "rng")
-    missing = [k for k in needed if not isinstance(state, dict) or k not in state]
-    if missing:
-        raise ValueError(
-            f"checkpoint {path} is not a complete checkpoint of this course (it has no "
-            f"{', '.join(repr(k) for k in missing)}): delete it to start from scratch, "
-            "or give another checkpoint path"
-        )
-
-
-def _check_fits(path, state: dict, model: nn.Module, scheduler) -> None:
-    """Refuse a checkpoint of another model, world size or schedule length."""
+def _check_same_run(
+    path, state: dict, model: nn.Module, optimizer, scheduler, settings
+) -> None:
+    """Refuse a checkpoint of another model, number of processes or schedule length, or
+    saved with other settings (the run's, then the optimizer's)."""
     saved, current = state.get("model_name"), _model_name(model)
     if saved is not None and saved != current:
         raise ValueError(
@@ -171,11 +162,8 @@ def _check_fits(path, state: dict, model: nn.Module, scheduler) -> None:
         )
     saved_world, world = int(state.get("world_size", 1)), world_size()
     if saved_world != world:
-        how = (
-            "without torchrun"
-            if saved_world == 1
-            else f"under torchrun with {saved_world} processes in all"
-        )
+        how = f"under torchrun with {saved_world} processes in all"
+        how = "without torchrun" if saved_world == 1 else how
         raise ValueError(
             f"checkpoint {path} was written by a run of {saved_world} process(es), but "
             f"this run has {world}: each process's shard of the data and the batches its "
@@ -189,6 +177,19 @@ def _check_fits(path, state: dict, model: nn.Module, scheduler) -> None:
             f"has {steps}: resume it with the epochs and batch size it was started with "
             f"(the one-cycle's length depends on both), {_AFRESH}"
         )
+    pairs = [(state.get("settings"), settings)]
+    if optimizer is not None:
+        scheduled = scheduler is not None or state.get("scheduler") is not None
+        saved = _optimizer_settings(state["optimizer"], scheduled)
+        pairs.append((saved, _optimizer_settings(optimizer.state_dict(), scheduled)))
+    for saved, now in pairs:
+        changed = [k for k in saved or () if now and k in now and saved[k] != now[k]]
+        if changed:
+            what = ", ".join(f"{k} {saved[k]!r} (now {now[k]!r})" for k in changed)
+            raise ValueError(
+                f"checkpoint {path} was saved with {what}: resume it with the settings "
+                f"it was started with, {_AFRESH}"
+            )
 
 
 # The optimizer's settings a resume must keep. A scheduler moves "lr" and "momentum"
@@ -201,27 +202,8 @@ def _optimizer_settings(optimizer_state: dict, scheduled: bool) -> dict:
     keys = [k for k in _HYPERPARAMETERS if not (scheduled and k in ("lr", "momentum"))]
     groups = optimizer_state.get("param_groups", [])
     return {
-        f"{k}" if len(groups) == 1 else f"{k} (group {i})": group[k]
+        k if len(groups) == 1 else f"{k} (group {i})": group[k]
         for i, group in enumerate(groups)
         for k in keys
         if k in group
     }
-
-
-def _check_settings(path, state: dict, optimizer, scheduler, settings) -> None:
-    """Refuse a resume whose settings (the run's, then the optimizer's) differ."""
-    pairs = [(state.get("settings"), settings)]
-    if optimizer is not None:
-        scheduled = scheduler is not None or state.get("scheduler") is not None
-        saved = _optimizer_settings(state["optimizer"], scheduled)
-        pairs.append((saved, _optimizer_settings(optimizer.state_dict(), scheduled)))
-    for saved, now in pairs:
-        if saved is None or now is None:
-            continue
-        changed = [k for k in saved if k in now and saved[k] != now[k]]
-        if changed:
-            what = ", ".join(f"{k} {saved[k]!r} (now {now[k]!r})" for k in changed)
-            raise ValueError(
-                f"checkpoint {path} was saved with {what}: resume it with the settings "
-                f"it was started with, {_AFRESH}"
-            )
