@@ -1,17 +1,14 @@
 """Per-layer tables: the paper's four figures for one layer, and for every layer of a model.
 
-:func:`layer_counts` gives one convolution or pooling layer's output shape, parameters,
-connections and MACs (what chapter 1's interactive calculator shows); :func:`layer_table`
-runs one dummy batch through a real PyTorch model and lists the same figures for each of its
-layers, by the layers' own names (C1, S2, ...); :func:`table_frame` turns that list into a
-pandas DataFrame for a notebook. The rules and counts themselves are in
-:mod:`lenet_utils.arithmetic`.
+:func:`layer_counts` counts one layer (chapter 1's calculator); :func:`layer_table` runs one
+dummy batch through a model and lists every layer by its own name (C1, S2, ...);
+:func:`table_frame` makes that a DataFrame. The rules are in :mod:`lenet_utils.arithmetic`.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Callable, Iterable, NamedTuple, Sequence
 
 import torch
@@ -46,17 +43,12 @@ class LayerCounts(NamedTuple):
 
 
 def _conv_counts(
-    c_in: int,
-    c_out: int,
-    kernel_size: Size,
-    out_hw: tuple[int, int],
-    groups: int,
-    bias: bool,
-    name: str,
+    channels: tuple[int, int, int], kernel: Size, out_hw: Size, bias: bool, name: str
 ) -> tuple[int, int, int]:
-    """(parameters, connections, MACs) of a convolution computing ``out_hw`` positions."""
-    params = conv_params(c_in, c_out, kernel_size, bias=bias, groups=groups, name=name)
-    macs = conv_macs(c_in, c_out, kernel_size, out_hw, groups=groups, name=name)
+    """(parameters, connections, MACs) of a convolution of ``(in, out, groups)`` channels."""
+    c_in, c_out, groups = channels
+    params = conv_params(c_in, c_out, kernel, bias=bias, groups=groups, name=name)
+    macs = conv_macs(c_in, c_out, kernel, out_hw, groups=groups, name=name)
     return params, conv_connections(params, out_hw, name=name), macs
 
 
@@ -77,16 +69,15 @@ def layer_counts(
 ) -> LayerCounts:
     """Output shape, parameters, connections and MACs of one convolution or pooling layer.
 
-    What chapter 1's interactive calculator shows, from the same rules: ``kind`` and the
-    geometry as in :func:`output_size`; ``out_channels``, ``groups`` and ``bias`` for a
-    convolution only (pooling keeps the channels and has no parameters).
+    ``kind`` and the geometry as in :func:`output_size`; ``out_channels``, ``groups`` and
+    ``bias`` for a convolution only (pooling keeps the channels and has no parameters).
     """
     # Checked in the order of chapter 1's calculator, which shows the same first error.
     in_channels = checked_count(in_channels, "in_channels", name)
     if kind == "conv":
         if out_channels is None:
             raise ValueError(f"{name}: a convolution needs out_channels")
-        checked_groups(in_channels, out_channels, groups, name)
+        channels = checked_groups(in_channels, out_channels, groups, name)
     out = output_size(
         size, kernel_size, stride, padding, dilation, ceil_mode, kind=kind, name=name
     )
@@ -96,20 +87,14 @@ def layer_counts(
             in_channels, kernel_size, out_hw, bias=False, name=name
         )
         return LayerCounts((in_channels, *out_hw), 0, connections, 0)
-    params, connections, macs = _conv_counts(
-        in_channels, out_channels, kernel_size, out_hw, groups, bias, name
-    )
+    params, connections, macs = _conv_counts(channels, kernel_size, out_hw, bias, name)
     return LayerCounts((out_channels, *out_hw), params, connections, macs)
-
-
-# ----------------------------------------------------------------------------------------
-# Walking a real model
-# ----------------------------------------------------------------------------------------
 
 
 @dataclass
 class LayerRow:
-    """One row of the per-layer table; shapes include the batch dimension."""
+    """One row of the per-layer table; shapes include the batch dimension, ``params`` counts
+    the layer's trainable tensors."""
 
     layer: str
     kind: str
@@ -128,17 +113,14 @@ def _counts(
     module: nn.Module, in_shape: tuple[int, ...], out_shape: tuple[int, ...], name: str
 ) -> tuple[int, int] | None:
     """(connections, MACs) of one leaf layer, or ``None`` for layers the table skips."""
+    # custom layers (e.g. the 1998 model's sparse C3) count themselves
     own = getattr(module, "lenet_counts", None)
-    if callable(
-        own
-    ):  # custom layers (e.g. the 1998 model's sparse C3) count themselves
+    if callable(own):
         return own(in_shape, out_shape)
     if isinstance(module, nn.Conv2d):
-        c_in, c_out, groups = module.in_channels, module.out_channels, module.groups
-        out_hw, bias = tuple(out_shape[-2:]), module.bias is not None
-        return _conv_counts(
-            c_in, c_out, module.kernel_size, out_hw, groups, bias, name
-        )[1:]
+        channels = module.in_channels, module.out_channels, module.groups
+        kernel, bias = module.kernel_size, module.bias is not None
+        return _conv_counts(channels, kernel, out_shape[-2:], bias, name)[1:]
     if isinstance(module, nn.Linear):
         n_in, n_out = module.in_features, module.out_features
         params = linear_params(n_in, n_out, bias=module.bias is not None, name=name)
@@ -173,7 +155,6 @@ def _recorder(name: str, rows: list[LayerRow]) -> Callable[..., None]:
     """A forward hook that appends the row of the layer ``name`` to ``rows``."""
 
     def record(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        """Append the row of ``module``, unless the table skips its kind."""
         in_shape, out_shape = tuple(inputs[0].shape), tuple(output.shape)
         counts = _counts(module, in_shape, out_shape, name)
         if counts is not None:
@@ -190,14 +171,10 @@ def layer_table(
 ) -> list[LayerRow]:
     """Run one dummy batch through ``model`` and tabulate every counting layer.
 
-    ``model`` is a module or a list of ``(name, layer)`` pairs (wrapped in a Sequential).
-    ``input_size`` includes the batch dimension, e.g. ``(1, 1, 32, 32)``. Convolution,
-    linear, pooling and batch-norm layers are listed, in the order they run, by their own name
-    (``C1``, ``S2``...), with the counts of :func:`conv_params`, :func:`conv_macs`,
-    :func:`subsampling_connections` and :func:`linear_params` (any kernel shape, stride,
-    dilation, groups, with or without bias); the parameters column counts the module's
-    trainable tensors. Activations, flatten and dropout are skipped. A module that defines
-    ``lenet_counts(in_shape, out_shape) -> (connections, macs)`` is listed with its counts.
+    ``model`` is a module or a list of ``(name, layer)`` pairs; ``input_size`` includes the
+    batch dimension, e.g. ``(1, 1, 32, 32)``. Convolution, linear, pooling and batch-norm
+    layers are listed in the order they run, by their own name; so is a module with
+    ``lenet_counts(in_shape, out_shape) -> (connections, macs)``, with its own counts.
     """
     if not isinstance(model, nn.Module):
         model = nn.Sequential(OrderedDict(model))
@@ -221,27 +198,16 @@ def layer_table(
 
 
 def table_frame(rows: Sequence[LayerRow]) -> pd.DataFrame:
-    """The rows as a pandas DataFrame indexed by layer, for notebooks.
-
-    Shapes lose the batch dimension and read like ``6x28x28``; the counts stay ints.
-    """
+    """The rows as a pandas DataFrame indexed by layer, for notebooks: shapes lose the batch
+    dimension and read like ``6x28x28``; the counts stay ints."""
     import pandas as pd
 
-    def shape(s: tuple[int, ...]) -> str:
-        """``(1, 6, 28, 28)`` -> ``6x28x28``."""
+    def shape(s: tuple[int, ...]) -> str:  # (1, 6, 28, 28) -> 6x28x28
         return "x".join(str(n) for n in s[1:])
 
-    frame = pd.DataFrame(
-        {
-            "layer": [r.layer for r in rows],
-            "kind": [r.kind for r in rows],
-            "input_shape": [shape(r.input_shape) for r in rows],
-            "output_shape": [shape(r.output_shape) for r in rows],
-            "params": [int(r.params) for r in rows],
-            "connections": [int(r.connections) for r in rows],
-            "macs": [int(r.macs) for r in rows],
-        }
-    )
-    return frame.astype(
-        {"params": "int64", "connections": "int64", "macs": "int64"}
-    ).set_index("layer")
+    columns = [f.name for f in fields(LayerRow)]
+    frame = pd.DataFrame({c: [getattr(r, c) for r in rows] for c in columns})
+    for column in ("input_shape", "output_shape"):
+        frame[column] = frame[column].map(shape)
+    counts = {"params": "int64", "connections": "int64", "macs": "int64"}
+    return frame.astype(counts).set_index("layer")
