@@ -1,22 +1,11 @@
-"""The fast-training ladder: one LeNet-5, six input pipelines, timed side by side.
+"""The fast-training ladder: one LeNet-5, six input pipelines (:data:`RUNGS`, each adding
+one change to the one before), timed side by side.
 
     python -m lenet_utils.bench --device cuda --epochs 10
 
-Each rung adds one change to the one before:
-
-1. ``baseline``: torchvision's MNIST with PIL transforms, ``DataLoader(batch_size=64)``;
-2. ``tensor data``: decoded ``uint8`` tensors, normalised per batch, copied per batch;
-3. ``data on device``: the whole dataset on the device, shuffled and augmented there;
-4. ``large batch``: batch 512, the learning rate scaled by the square root of the ratio;
-5. ``channels_last + bf16``: the NHWC memory format and, on CUDA, bf16 autocast (a CPU
-   keeps fp32: bf16 autocast training of LeNet-5 collapsed to chance on the course's CPU);
-6. ``compiled``: ``torch.compile`` (on a GPU with CUDA graphs: ``mode="reduce-overhead"``).
-
-All rungs run in one process, from the same initial weights, so their ratios hold on a noisy
-machine. For each: images/s and seconds per epoch (training only), training time to 99%
-test accuracy, warm-up/compile time (measured apart, on one batch, before the weights are
-reset), peak memory (CUDA) and final accuracy. The record goes to ``results/`` as
-``kind: "bench"``.
+All rungs run in one process from the same initial weights, so their ratios hold on a
+noisy machine; warm-up (compilation) is timed apart, on one batch, before the weights are
+reset. The record goes to ``results/`` as ``kind: "bench"``.
 """
 
 from __future__ import annotations
@@ -31,25 +20,26 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
-from torchvision import transforms
+from torchvision import transforms as T
 
 from .config import budget, device_name, get_device, seed_everything, sync
 from .models import LeNet5, count_parameters
 from .pipeline import TensorLoader, normalize, random_crop_flip
 from .readers import load_tensors, torchvision_mnist
 from .records import record_result
-from .storage import first_indices
+from .storage import TensorData, first_indices
 from .training import evaluate, sgd_one_cycle
 
 __all__ = ["HEADER", "main", "record_ladder", "run_ladder", "speedup"]
 
+#: The rungs, in order: each adds one change to the one before.
 RUNGS = (
-    "baseline",
-    "tensor data",
-    "data on device",
-    "large batch",
-    "channels_last + bf16",
-    "compiled",
+    "baseline",  # torchvision's MNIST with PIL transforms, DataLoader(batch_size=64)
+    "tensor data",  # decoded uint8 tensors, normalised per batch, copied per batch
+    "data on device",  # the whole dataset on the device, shuffled and augmented there
+    "large batch",  # batch 512, the learning rate scaled by the sqrt of the ratio
+    "channels_last + bf16",  # the NHWC memory format and, on CUDA, bf16 autocast
+    "compiled",  # torch.compile (on a GPU with CUDA graphs: mode="reduce-overhead")
 )
 SMALL_BATCH, LARGE_BATCH = 64, 512
 EPOCHS = 10  # per rung: the chapter's run
@@ -82,7 +72,8 @@ def _rung_model(rung: str, initial: dict, device: torch.device):
     """The rung's model (from the shared initial weights), the module its steps call, and
     whether it runs in bf16 and channels_last."""
     fast = RUNGS.index(rung) >= RUNGS.index("channels_last + bf16")
-    amp = fast and device.type == "cuda"  # bf16 on CUDA only (see the module docstring)
+    # bf16 on CUDA only: on the course's CPU, bf16 autocast training collapsed to chance
+    amp = fast and device.type == "cuda"
     model = LeNet5("modern", input_size=28).to(device)
     model.load_state_dict(initial)
     if fast:
@@ -100,20 +91,17 @@ def _train_rung(
     batch_size: int,
     *,
     initial: dict,
-    n_train: int,
+    train: TensorData,
     test: tuple[torch.Tensor, torch.Tensor],
     device: torch.device,
     epochs: int,
     target: float,
-    stats: tuple,
 ) -> RungResult:
     """Train one rung from the shared initial weights and time it."""
     model, step_model, amp, fast = _rung_model(rung, initial, device)
     lr = BASE_LR * (batch_size / SMALL_BATCH) ** 0.5
-    steps = -(-n_train // batch_size)
-    optimizer, scheduler = sgd_one_cycle(
-        model, lr=lr, epochs=epochs, steps_per_epoch=steps
-    )
+    n_train, steps = len(train), -(-len(train) // batch_size)
+    optimizer, sched = sgd_one_cycle(model, lr=lr, epochs=epochs, steps_per_epoch=steps)
 
     def step(x: torch.Tensor, y: torch.Tensor) -> None:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
@@ -127,7 +115,7 @@ def _train_rung(
     optimizer.state.clear()
 
     def prep(x: torch.Tensor) -> torch.Tensor:  # test images: uint8 on the device
-        x = normalize(x, *stats)
+        x = normalize(x, train.mean, train.std)
         return x.contiguous(memory_format=torch.channels_last) if fast else x
 
     test_loader = TensorLoader(*test, 2000, transform=prep)
@@ -137,17 +125,14 @@ def _train_rung(
         start = time.perf_counter()
         for x, y in batches():
             step(x, y)
-            scheduler.step()
+            sched.step()
         sync(device)
         train_s += time.perf_counter() - start
         top1 = evaluate(model, test_loader, device, amp=amp)["top1"]
         if time_to_target is None and top1 >= target:
             time_to_target = train_s
-    peak = (
-        torch.cuda.max_memory_allocated(device) / 2**20
-        if device.type == "cuda"
-        else None
-    )
+    cuda = device.type == "cuda"
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if cuda else None
     precision = "bf16" if amp else "fp32"
     return RungResult(
         rung, batch_size, precision, n_train * epochs / train_s, train_s / epochs,
@@ -168,16 +153,12 @@ def _warm_up(step, batches: Batches, *, compiled: bool, device: torch.device) ->
 
 
 def _pipelines(
-    train, device: torch.device, seed: int
+    train: TensorData, device: torch.device, seed: int
 ) -> dict[str, tuple[Batches, int]]:
     """Each rung's batches (a fresh iterator per epoch) and batch size."""
     mean, std = train.mean, train.std
-    pil = torchvision_mnist(
-        train=True,
-        transform=transforms.Compose(
-            [transforms.ToTensor(), transforms.Normalize(mean, std)]
-        ),
-    )
+    to_tensor = T.Compose([T.ToTensor(), T.Normalize(mean, std)])
+    pil = torchvision_mnist(train=True, transform=to_tensor)
     if len(pil) != len(train):  # a subset: the same images as the tensor rungs
         per_class = int(torch.bincount(train.labels).max())
         pil = Subset(pil, first_indices(pil.targets.numpy(), per_class).tolist())
@@ -185,8 +166,7 @@ def _pipelines(
 
     def baseline():
         loader = DataLoader(pil, batch_size=SMALL_BATCH, shuffle=True, generator=g)
-        for x, y in loader:
-            yield x.to(device), y.to(device)
+        return ((x.to(device), y.to(device)) for x, y in loader)
 
     def tensor_data():
         loader = TensorLoader(
@@ -198,12 +178,10 @@ def _pipelines(
 
     on_dev = (train.images.to(device), train.labels.to(device))
 
-    def on_device(batch_size: int, channels_last: bool) -> Batches:
+    def on_device(batch_size: int, nhwc: bool) -> Batches:
         def tf(x: torch.Tensor) -> torch.Tensor:
             x = normalize(random_crop_flip(x, padding=2, flip=False), mean, std)
-            return (
-                x.contiguous(memory_format=torch.channels_last) if channels_last else x
-            )
+            return x.contiguous(memory_format=torch.channels_last) if nhwc else x
 
         return lambda: iter(
             TensorLoader(*on_dev, batch_size, shuffle=True, seed=seed, transform=tf)
@@ -246,9 +224,8 @@ def run_ladder(
     for rung in rungs:
         batches, batch_size = pipelines[rung]
         result = _train_rung(
-            rung, batches, batch_size, initial=initial, n_train=len(train),
+            rung, batches, batch_size, initial=initial, train=train,
             test=test_on_device, device=device, epochs=epochs, target=target,
-            stats=(train.mean, train.std),
         )  # fmt: skip
         log(_row(result))
         results.append(result)
@@ -286,21 +263,20 @@ def record_ladder(
     replace: bool = False,
     **extra,
 ) -> Path | None:
-    """The benchmark's record (kind ``bench``, one entry per rung), through the one
-    record writer. A ladder that differs from the chapter's (other epochs, a subset of
-    the images or of the rungs) says so in its record and its name."""
+    """The benchmark's record (kind ``bench``, one entry per rung). A ladder that differs
+    from the chapter's (epochs, images, rungs) says so in its record and its name."""
     best = max(results, key=lambda r: r.images_per_s)
     differs = {"epochs": best.epochs} if best.epochs != EPOCHS else {}
     if extra.get("per_class") is not None:
         differs["per_class"] = extra["per_class"]
     if [r.rung for r in results] != list(RUNGS):
         differs["rungs"] = ",".join(r.rung for r in results)
-    rungs = []
-    for r in results:
-        rung = asdict(r)
+    rungs = [asdict(r) for r in results]
+    for rung in rungs:
         rung["time_to_99_s"] = rung.pop("time_to_target_s")
-        rungs.append(rung)
     ratio = speedup(results)
+    ratio = None if ratio is None else round(ratio, 2)
+    summary = {"target_top1": TARGET, "best_rung": best.rung, "speedup": ratio}
     return record_result(
         kind="bench",
         chapter="Fast training on the GPU",
@@ -312,13 +288,7 @@ def record_ladder(
         top5=None,
         train_seconds=best.epoch_s * best.epochs,
         device=device,
-        extra={
-            "target_top1": TARGET,
-            "best_rung": best.rung,
-            "speedup": None if ratio is None else round(ratio, 2),
-            "rungs": rungs,
-            **extra,
-        },
+        extra={**summary, "rungs": rungs, **extra},
         differs=differs,
         replace=replace,
     )
@@ -331,25 +301,15 @@ def main(argv: list[str] | None = None) -> list[RungResult]:
         description="The fast-training ladder on MNIST: six pipelines, one LeNet-5, "
         "timed side by side; the record goes to results/ (full budget only).",
     )
-    parser.add_argument(
-        "--device", help="cuda, mps or cpu (default: the best there is)"
-    )
-    parser.add_argument(
-        "--epochs", type=int, default=EPOCHS, help=f"epochs per rung ({EPOCHS})"
-    )
-    parser.add_argument("--per-class", type=int, help="train on N images of each class")
-    parser.add_argument(
-        "--rungs",
-        default=",".join(RUNGS),
-        help="comma-separated subset of: " + ", ".join(RUNGS),
-    )
-    parser.add_argument(
-        "--threads", type=int, help="torch CPU threads (torch's choice)"
-    )
-    parser.add_argument("--no-record", action="store_true", help="print only")
-    parser.add_argument(
-        "--replace-record", action="store_true", help="replace an existing record"
-    )
+    add = parser.add_argument
+    add("--device", help="cuda, mps or cpu (default: the best there is)")
+    add("--epochs", type=int, default=EPOCHS, help=f"epochs per rung ({EPOCHS})")
+    add("--per-class", type=int, help="train on N images of each class")
+    subset = "comma-separated subset of: " + ", ".join(RUNGS)
+    add("--rungs", default=",".join(RUNGS), help=subset)
+    add("--threads", type=int, help="torch CPU threads (torch's choice)")
+    add("--no-record", action="store_true", help="print only")
+    add("--replace-record", action="store_true", help="replace an existing record")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
