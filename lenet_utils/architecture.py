@@ -1,9 +1,8 @@
 """LeNet-5 drawn in the style of the paper's Fig. 2 (LeCun et al. 1998).
 
-One job: :func:`draw_architecture` draws a model as stacks of feature maps, left to
-right, every label read off one forward pass through the model
-(:func:`lenet_utils.tables.layer_table`), so the figure cannot drift from the
-model; :func:`architecture_labels` returns the same words as data.
+:func:`draw_architecture` draws a model as stacks of feature maps, left to right, every
+label read off one forward pass (:func:`lenet_utils.tables.layer_table`), so the figure
+cannot drift from the model; :func:`architecture_labels` gives the same words as data.
 """
 
 from __future__ import annotations
@@ -20,11 +19,7 @@ from torch import nn
 
 from .tables import LayerRow, layer_table
 
-__all__ = [
-    "OPERATIONS",
-    "architecture_labels",
-    "draw_architecture",
-]
+__all__ = ["OPERATIONS", "architecture_labels", "draw_architecture"]
 
 #: What the paper's Fig. 2 writes under the arrow into a layer, by the layer's class name.
 OPERATIONS: dict[str, str] = {
@@ -36,16 +31,11 @@ OPERATIONS: dict[str, str] = {
     "Linear": "full connection",
     "EuclideanRBF": "Gaussian connections",
 }
-# Batch norm changes no shape: no stack of its own.
-_NOT_DRAWN = ("BatchNorm1d", "BatchNorm2d")
-# A stack of 120 squares would be a black smear; the label gives the count.
-_MAX_SQUARES = 8
+_NOT_DRAWN = ("BatchNorm1d", "BatchNorm2d")  # they change no shape: no stack
+_MAX_SQUARES = 8  # 120 squares would be a black smear; the label gives the count
 _FIG_W, _FIG_H, _DPI = 10.0, 3.0, 100
-
-_MAP_FILL, _MAP_EDGE = "#dbe7f5", "#2f5f8f"
-_INPUT_FILL = "#ececec"
+_MAP_FILL, _MAP_EDGE, _INPUT_FILL = "#dbe7f5", "#2f5f8f", "#ececec"
 _RGB_FILLS = ("#f6d5d5", "#d7efd7", "#d6e2f7")  # a colour input's red, green, blue
-
 
 _Box = tuple[float, float, float]  # three numbers in inches
 
@@ -62,17 +52,11 @@ class Column(NamedTuple):
     fills: tuple[str, ...]
 
 
-def _short(name: str) -> str:
-    """A module's own name, without its parents' (``features.C1`` -> ``C1``)."""
-    return name.split(".")[-1]
-
-
 def _window(module: nn.Module | None, row: LayerRow) -> tuple[int, int, int]:
     """(kernel size, pixels it spans, stride) of a convolution or pooling layer."""
-    in_h, out_h = row.input_shape[-2], row.output_shape[-2]
     if module is None or not hasattr(module, "kernel_size"):
         # the paper's trainable subsampling has no kernel_size: its window is its ratio
-        k = max(in_h // max(out_h, 1), 1)
+        k = max(row.input_shape[-2] // max(row.output_shape[-2], 1), 1)
         return k, k, k
 
     def first(v: int | Sequence[int]) -> int:  # drawn square: the height's value
@@ -80,13 +64,11 @@ def _window(module: nn.Module | None, row: LayerRow) -> tuple[int, int, int]:
 
     k = first(module.kernel_size)
     dilation = first(getattr(module, "dilation", 1))
-    stride = getattr(module, "stride", None)
-    return k, dilation * (k - 1) + 1, first(stride) if stride else k
+    return k, dilation * (k - 1) + 1, first(getattr(module, "stride", None) or k)
 
 
 def _input_column(input_size: Sequence[int]) -> Column:
-    """The input image: a square per channel (red, green and blue ones for a colour
-    image)."""
+    """The input image: a square per channel (red, green and blue for a colour image)."""
     shape = tuple(input_size[1:])
     channels = shape[0] if len(shape) == 3 else 1
     size_text = "x".join(map(str, shape[-2:]))
@@ -103,16 +85,13 @@ def _layer_column(row: LayerRow, module: nn.Module | None) -> Column:
     if len(row.input_shape) == 4 and len(out) == 3:
         size, kernel, stride = _window(module, row)
         op = f"{size}x{size} {op}"
-    if len(out) == 3 and out[1] * out[2] > 1:
+    if len(out) == 3:
         label = f"{row.layer}: {out[0]}@{out[1]}x{out[2]}"
-        maps, side = out[0], out[2]
-    elif len(out) == 3:  # C5: 1x1 maps, drawn as a layer of units like in the paper
-        label = f"{row.layer}: {out[0]}@1x1"
-        maps, side = 0, out[0]
+        # C5's 1x1 maps are drawn as a layer of units, like in the paper
+        maps, side = (out[0], out[2]) if out[1] * out[2] > 1 else (0, out[0])
     else:
-        units = math.prod(out)
-        label = f"{row.layer}: {units} units"
-        maps, side = 0, units
+        maps, side = 0, math.prod(out)
+        label = f"{row.layer}: {side} units"
     return Column(label, maps, side, op, kernel, stride, (_MAP_FILL,))
 
 
@@ -124,7 +103,7 @@ def _columns(model: nn.Module, input_size: Sequence[int]) -> list[Column]:
             f"draw_architecture: {type(model).__name__} has no convolution, pooling or "
             "linear layer to draw; pass a model built from nn.Conv2d/nn.Linear layers"
         )
-    modules = {_short(n): m for n, m in model.named_modules() if n}
+    modules = {n.split(".")[-1]: m for n, m in model.named_modules() if n}
     layers = [_layer_column(row, modules.get(row.layer)) for row in rows]
     return [_input_column(input_size), *layers]
 
@@ -148,8 +127,7 @@ def _default_input_size(model: nn.Module) -> tuple[int, int, int, int]:
 def architecture_labels(
     model: nn.Module, input_size: Sequence[int] | None = None
 ) -> list[tuple[str, str]]:
-    """(label, operation into it) for every drawn column, e.g. ``("C1: 6@28x28",
-    "5x5 convolutions")``: the words :func:`draw_architecture` writes, as data."""
+    """(label, operation) per drawn column, e.g. ``("C1: 6@28x28", "5x5 convolutions")``."""
     size = input_size or _default_input_size(model)
     return [(c.label, c.operation) for c in _columns(model, size)]
 
@@ -186,16 +164,14 @@ def _boxes(columns: Sequence[Column], scale: float) -> list[_Box]:
 def _gaps(
     geo: list[_Box], label_w: Sequence[float], op_w: Sequence[float]
 ) -> tuple[list[float], float, float]:
-    """The least space between columns (and at the left and right edges) so that no two
-    labels, and no two operation texts, touch."""
+    """The least gaps between columns, and margins, for no two texts to touch."""
     g: list[float] = [0.0]  # g[i]: space between column i-1 and column i
     for i in range(1, len(geo)):
         centres = (geo[i - 1][0] + geo[i][0]) / 2
         need = max(_GAP_MIN, (label_w[i - 1] + label_w[i]) / 2 + _PAD - centres)
         if i >= 2:  # the operation texts under gaps i-1 and i must not touch
-            need = max(
-                need, op_w[i - 1] + op_w[i] + 2 * _PAD - g[i - 1] - 2 * geo[i - 1][0]
-            )
+            ops = op_w[i - 1] + op_w[i] + 2 * _PAD - g[i - 1] - 2 * geo[i - 1][0]
+            need = max(need, ops)
         g.append(need)
     left = max(0.15, label_w[0] / 2 - geo[0][0] / 2 + 0.1)
     right = max(0.15, label_w[-1] / 2 - geo[-1][0] / 2 + 0.1)
@@ -205,12 +181,10 @@ def _gaps(
 def layout(
     columns: Sequence[Column], label_w: Sequence[float], op_w: Sequence[float]
 ) -> Layout:
-    """The largest squares for which every column and text fits the figure, given the
-    widths of the labels and operation texts (inches); pure arithmetic, nothing drawn."""
+    """The largest squares that leave every text (widths in inches) room; nothing drawn."""
     room = _FIG_H - _TITLE_H - _LABEL_H - _OP_H
 
-    def fits(scale: float) -> bool:
-        """Whether squares of ``scale`` inches per pixel leave every text room."""
+    def fits(scale: float) -> bool:  # squares of ``scale`` in/px leave every text room
         geo = _boxes(columns, scale)
         g, left, right = _gaps(geo, label_w, op_w)
         total = left + right + sum(w for w, _, _ in geo) + sum(g)
@@ -236,8 +210,7 @@ def layout(
 
 
 def _draw_column(ax: Axes, x: float, bottom: float, c: Column, box: _Box) -> _Box:
-    """One column's squares (back to front) or bar; returns its front square or bar as
-    (x0, y0, size)."""
+    """A column's squares (back to front) or bar; returns the front one's (x0, y0, side)."""
     w, h, d = box
     style = dict(edgecolor=_MAP_EDGE, lw=0.8, gid=c.label)  # gid: tests find a layer
     if not c.maps:
@@ -252,27 +225,6 @@ def _draw_column(ax: Axes, x: float, bottom: float, c: Column, box: _Box) -> _Bo
     return x + (n - 1) * d, bottom, side
 
 
-def _texts(ax: Axes, columns: Sequence[Column]) -> tuple[list[Text], list[Text]]:
-    """Each column's label and operation text, placed later (they are measured first)."""
-    labels = [
-        ax.text(0, 0, c.label, ha="center", va="bottom", fontsize=10) for c in columns
-    ]
-    ops = [
-        ax.text(
-            0,
-            0,
-            c.operation.replace(" ", "\n", 1) if c.operation else "",
-            ha="center",
-            va="top",
-            fontsize=9.5,
-            color="0.2",
-            linespacing=1.15,
-        )
-        for c in columns
-    ]
-    return labels, ops
-
-
 def draw_architecture(
     model: nn.Module,
     input_size: Sequence[int] | None = None,
@@ -281,27 +233,27 @@ def draw_architecture(
 ) -> Figure:
     """Draw ``model`` as the paper's Fig. 2: a stack of squares per layer, left to right.
 
-    One dummy batch of ``input_size`` (with its batch dimension; by default read from the
-    model's ``in_channels`` and ``input_size``, else ``(1, 1, 32, 32)``) runs through the
-    model; each convolution, pooling and linear layer becomes a column labelled with its
-    paper name and output (``C3: 16@10x10``), with the operation that computes it written
-    below. Squares are proportional to the map size; a stack draws at most 8 maps; layers
-    of units (and 1x1 maps) are bars whose height grows with the number of units.
-    Batch normalisation and activations change no shape and are not drawn.
+    ``input_size`` includes the batch dimension (by default the model's ``in_channels``
+    and ``input_size``, else ``(1, 1, 32, 32)``). Each convolution, pooling and linear
+    layer is a column labelled ``C3: 16@10x10``, its operation below; at most 8 squares a
+    stack, and layers of units (and 1x1 maps) are bars that grow with the number of units.
     """
     columns = _columns(model, tuple(input_size or _default_input_size(model)))
     # a pyplot figure, like lenet_utils.plots: the notebooks end the cell with plt.show()
     fig = plt.figure(figsize=(_FIG_W, _FIG_H), dpi=_DPI, facecolor="white")
     ax = fig.add_axes((0, 0, 1, 1))
-    ax.set_xlim(0, _FIG_W)
-    ax.set_ylim(0, _FIG_H)
+    ax.set(xlim=(0, _FIG_W), ylim=(0, _FIG_H))
     ax.axis("off")
     # All coordinates are inches, so text can be measured against shapes.
     renderer = fig.canvas.get_renderer()
-    labels, ops = _texts(ax, columns)
+    labels = [
+        ax.text(0, 0, c.label, ha="center", va="bottom", fontsize=10) for c in columns
+    ]
+    style = dict(ha="center", va="top", fontsize=9.5, color="0.2", linespacing=1.15)
+    # "5x5 convolutions" on two lines: the size above, the operation below
+    ops = [ax.text(0, 0, c.operation.replace(" ", "\n", 1), **style) for c in columns]
 
-    def width(t: Text) -> float:
-        """The width of ``t`` in inches, as drawn."""
+    def width(t: Text) -> float:  # in inches, as drawn
         return t.get_window_extent(renderer).width / _DPI if t.get_text() else 0.0
 
     plan = layout(columns, [width(t) for t in labels], [width(t) for t in ops])
@@ -312,8 +264,8 @@ def draw_architecture(
         labels[i].set_position((x + box[0] / 2, bottom + box[1] + 0.07))
         if i:
             ops[i].set_position((x - plan.gaps[i] / 2, plan.y_ops))
-            if c.kernel:
-                where = 0.15 if i % 2 else 0.6
+            if c.kernel and columns[i - 1].maps:
+                where = 0.15 if i % 2 else 0.6  # consecutive windows never overlap
                 _draw_window(ax, fronts[i - 1], columns[i - 1], fronts[i], c, where)
     heading = dict(ha="center", va="top", fontsize=12, fontweight="bold")
     ax.text(_FIG_W / 2, _FIG_H - 0.12, title or _default_title(model), **heading)
@@ -323,14 +275,10 @@ def draw_architecture(
 def _draw_window(
     ax: Axes, src: _Box, src_col: Column, dst: _Box, dst_col: Column, where: float
 ) -> None:
-    """The paper's projection lines: one window on the previous front map, converging on
-    the output pixel (or unit) it computes. ``where`` (0 to 1) places the window along the
-    map's diagonal, so that consecutive windows do not cover each other."""
-    sx, sy, s_side = src
-    dx, dy, d_side = dst
+    """The paper's projection lines: a window on the previous front map, converging on the
+    output pixel (or unit) it computes; ``where`` (0 to 1) places it along the diagonal."""
+    (sx, sy, s_side), (dx, dy, d_side) = src, dst
     k, stride = dst_col.kernel, max(dst_col.stride, 1)
-    if not src_col.maps or not k:
-        return
     px = s_side / src_col.side  # inches per pixel of the previous map
     room = max(src_col.side - k, 0)
     start = min(stride * round(where * room / stride), room)  # a whole output pixel
@@ -338,18 +286,8 @@ def _draw_window(
     wx0, wy1 = sx + start * px, sy + s_side - start * px
     win = k * px
     blue = "#1d4f80"
-    ax.add_patch(
-        Rectangle(
-            (wx0, wy1 - win),
-            win,
-            win,
-            facecolor="#8fb3da",
-            alpha=0.8,
-            edgecolor=blue,
-            lw=0.9,
-            zorder=2,
-        )
-    )
+    style = dict(facecolor="#8fb3da", alpha=0.8, edgecolor=blue, lw=0.9, zorder=2)
+    ax.add_patch(Rectangle((wx0, wy1 - win), win, win, **style))
     if dst_col.maps:
         opx = d_side / dst_col.side
         tx, ty = dx + out_pos * opx, dy + d_side - out_pos * opx

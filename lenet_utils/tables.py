@@ -45,7 +45,7 @@ class LayerCounts(NamedTuple):
 def _conv_counts(
     channels: tuple[int, int, int], kernel: Size, out_hw: Size, bias: bool, name: str
 ) -> tuple[int, int, int]:
-    """(parameters, connections, MACs) of a convolution of ``(in, out, groups)`` channels."""
+    """(parameters, connections, MACs) of a convolution; ``channels``: (in, out, groups)."""
     c_in, c_out, groups = channels
     params = conv_params(c_in, c_out, kernel, bias=bias, groups=groups, name=name)
     macs = conv_macs(c_in, c_out, kernel, out_hw, groups=groups, name=name)
