@@ -3,10 +3,8 @@
     python -m lenet_utils.train --recipe mnist
     torchrun --standalone --nproc_per_node=2 -m lenet_utils.train --recipe mnist
 
-A recipe (:data:`RECIPES`) is a chapter's run; every option overrides it. The run is
-the chapters' own code (``load_tensors``, ``make_loaders``, ``sgd_one_cycle``, ``fit``);
-under ``torchrun`` it trains with ``DistributedDataParallel``, and rank 0 alone prints,
-checkpoints and writes the record.
+A recipe (:data:`RECIPES`) is a chapter's run, trained by the chapters' own code; every
+option overrides it. Under ``torchrun`` rank 0 alone prints, checkpoints and records.
 """
 
 from __future__ import annotations
@@ -87,7 +85,7 @@ cache, which every process then reads.
 
 def _describe(name: str, r: dict) -> str:
     """Three lines of ``--help`` for one recipe."""
-    model = f"{r['variant']} LeNet-5" + (" + batch norm" if r["batchnorm"] else "")
+    model = _model_label(r, 1)
     crops = "reflect crops" if r["pad_mode"] == "reflect" else "shifts"
     aug = f"{r['padding']}-px {crops}" + (" + flips" if r["flip"] else "")
     aug += f", label smoothing {r['label_smoothing']}" if r["label_smoothing"] else ""
@@ -264,15 +262,6 @@ def _check_last_batch(s: dict, loader) -> None:
         )
 
 
-def _check_outputs(args) -> None:
-    """Every file the run will write can be written: checked before any work."""
-    if not distributed.is_main():
-        return
-    for path in (args.checkpoint, args.log_json):
-        if path is not None:
-            check_writable(path)
-
-
 def _header(args, s, train, test, run, params: int, loader) -> None:
     world, backend = run.world, run.backend
     hardware = f"{device_name(run.device)} | {world} process(es), backend {backend}"
@@ -289,10 +278,12 @@ def _train(args: argparse.Namespace) -> History:
     if args.threads:
         torch.set_num_threads(args.threads)
     s = settings(args)
-    _check_outputs(args)
+    for path in (args.checkpoint, args.log_json):  # writable? checked before any work
+        if path is not None and distributed.is_main():
+            check_writable(path)
     device = distributed.join_process_group(args.device, timeout_s=args.timeout)
     train, test, model, (train_loader, test_loader) = _prepare(s, args, device)
-    run = _Run(args, s, train.title, _model_label(s, distributed.world_size()), device)
+    run = _Run(args, s, train.title, device)
     run.check_record_path()
     params = count_parameters(model)
     if distributed.is_main():
@@ -322,10 +313,10 @@ def _train(args: argparse.Namespace) -> History:
 class _Run:
     """A run's results: its record (written first) and its optional log."""
 
-    def __init__(self, args, s: dict, title: str, label: str, device) -> None:
-        self.args, self.s, self.title, self.label = args, s, title, label
-        self.device, self.differs = device, differences(s, args.recipe)
-        self.world = distributed.world_size()
+    def __init__(self, args, s: dict, title: str, device) -> None:
+        self.args, self.s, self.title, self.device = args, s, title, device
+        self.world, self.differs = distributed.world_size(), differences(s, args.recipe)
+        self.label = _model_label(s, self.world)
         self.backend = torch.distributed.get_backend() if self.world > 1 else "none"
 
     def records(self) -> bool:
@@ -340,26 +331,22 @@ class _Run:
                                self.differs)  # fmt: skip
             check_writable(results_dir() / name)
 
-    def summary(self, history: History, params: int, images: int) -> dict:
-        last = history.last
-        rate = images * len(history.epochs) / history.train_seconds
-        return {
+    def finish(self, history: History, params: int, images: int) -> None:
+        """Print the throughput, write the record, then the log; a failed write prints
+        the result, so that it is not lost, and says where it could not be written."""
+        last, seconds = history.last, history.train_seconds
+        rate = images * len(history.epochs) / seconds
+        summary = {
             "recipe": self.args.recipe, "chapter": self.s["chapter"],
             "dataset": self.title, "model": self.label, "params": params,
             "epochs": len(history.epochs), "top1": last["test_top1"],
-            "top5": last.get("test_top5"), "train_seconds": history.train_seconds,
+            "top5": last.get("test_top5"), "train_seconds": seconds,
             "device": device_name(self.device), "processes": self.world,
             "backend": self.backend, "batch_size": self.s["batch_size"],
             "train_images": images, "images_per_s": rate,
         }  # fmt: skip
-
-    def finish(self, history: History, params: int, images: int) -> None:
-        """Print the throughput, write the record, then the log; a failed write prints
-        the result, so that it is not lost, and says where it could not be written."""
-        summary = self.summary(history, params, images)
-        rate = f"{summary['images_per_s']:,.0f} images/s"
-        seconds = f"{history.train_seconds:.1f} s of training"
-        print(f"{seconds}, {rate} over {self.world} process(es)")
+        over = f"over {self.world} process(es)"
+        print(f"{seconds:.1f} s of training, {rate:,.0f} images/s {over}")
         failed = []
         for write in (self._record, self._log):
             try:
@@ -422,10 +409,9 @@ def main(argv: list[str] | None = None) -> History:
     args = build_parser().parse_args(argv)
     budget_before = os.environ.get(BUDGET_ENV)
     rank_zero = os.environ.get("RANK", "0").strip() in ("0", "")  # torchrun's rank
-    finished = False
+    history = None
     try:
         history = _train(args)
-        finished = True
         return history
     except KeyboardInterrupt:
         if rank_zero:
@@ -439,7 +425,7 @@ def main(argv: list[str] | None = None) -> History:
             print(f"python -m lenet_utils.train: error: {kind}{err}", file=sys.stderr)
         sys.exit(2)
     finally:
-        distributed.teardown(wait=finished)
+        distributed.teardown(wait=history is not None)
         if budget_before is None:  # main() called from Python: leave no trace
             os.environ.pop(BUDGET_ENV, None)
         else:
