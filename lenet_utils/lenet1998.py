@@ -2,8 +2,7 @@
 
 Sparse C3 (Table I), trainable subsampling, the scaled tanh, the input scaling, and ten
 Euclidean RBF output units with fixed 7x12 digit bitmaps, trained with the paper's MAP
-criterion. 60,000 trainable parameters, and the paper's per-layer parameter and connection
-counts exactly (each custom layer counts itself through ``lenet_counts``).
+criterion: the paper's per-layer counts exactly (custom layers count themselves).
 """
 
 from __future__ import annotations
@@ -26,11 +25,9 @@ __all__ = [
     "rbf_map_loss",
 ]
 
-
-#: The ten digits, 0 to 9 side by side, as 7x12 bitmaps (7 wide, 12 tall): the fixed
-#: parameter vectors of the RBF output units (``X`` = +1, ``.`` = -1). Drawn in the style of
-#: the paper's Fig. 3, which shows such stylised characters; the exact pixels of that figure
-#: are not reproduced.
+#: The ten digits, 0 to 9 side by side, as 7x12 bitmaps: the fixed parameter vectors of the
+#: RBF output units (``X`` = +1, ``.`` = -1), in the style of the paper's Fig. 3 (whose
+#: exact pixels are not reproduced).
 DIGITS = """
 ....... ....... ....... ....... ....... ....... ....... ....... ....... .......
 ..XXX.. ...X... ..XXX.. .XXXXX. ....XX. XXXXXXX ..XXXX. XXXXXXX .XXXXX. .XXXXX.
@@ -53,12 +50,8 @@ DIGIT_BITMAPS: tuple[tuple[str, ...], ...] = tuple(
 
 def digit_prototypes() -> torch.Tensor:
     """The bitmaps as a (10, 84) tensor of +1/-1, row-major (12 rows of 7)."""
-    return torch.tensor(
-        [
-            [1.0 if ch == "X" else -1.0 for row in bitmap for ch in row]
-            for bitmap in DIGIT_BITMAPS
-        ]
-    )
+    rows = [[1.0 if ch == "X" else -1.0 for ch in "".join(b)] for b in DIGIT_BITMAPS]
+    return torch.tensor(rows)
 
 
 def input_1998(images: torch.Tensor) -> torch.Tensor:
@@ -103,23 +96,16 @@ class Subsampling(nn.Module):
 
 
 class SparseConv2d(nn.Module):
-    """A convolution in which output map ``j`` reads only the input maps ``table[j]`` (C3).
-
-    The trainable kernels are one parameter of shape (total links, k, k), 60x5x5 for C3, plus
-    one bias per map, so only the connections in the table exist. Each forward scatters them
-    into a dense (out, in, k, k) kernel, zeros elsewhere, and runs an ordinary convolution.
-    """
+    """A convolution in which output map ``j`` reads only the input maps ``table[j]`` (C3):
+    its kernels are one (links, k, k) parameter, 60x5x5 for C3, and a bias per map,
+    scattered into a dense kernel (zeros elsewhere) for an ordinary convolution."""
 
     def __init__(
         self, table: tuple[tuple[int, ...], ...], in_channels: int, kernel_size: int
     ) -> None:
         super().__init__()
-        self.table = table
-        self.in_channels, self.out_channels, self.kernel_size = (
-            in_channels,
-            len(table),
-            kernel_size,
-        )
+        self.table, self.out_channels = table, len(table)
+        self.in_channels, self.kernel_size = in_channels, kernel_size
         outs = [j for j, inputs in enumerate(table) for _ in inputs]
         ins = [i for inputs in table for i in inputs]
         self.register_buffer("out_index", torch.tensor(outs), persistent=False)
@@ -142,11 +128,8 @@ class SparseConv2d(nn.Module):
 
 
 class EuclideanRBF(nn.Module):
-    """Output units ``y_i = sum_j (x_j - w_ij)^2`` with fixed (non-trainable) prototypes ``w``.
-
-    Returns the *negated* penalties ``-y_i`` as scores, so that the best class is the
-    ``argmax``, as with any classifier; :func:`rbf_map_loss` is the paper's criterion on them.
-    """
+    """Output units ``y_i = sum_j (x_j - w_ij)^2`` with fixed (non-trainable) prototypes ``w``,
+    negated as scores (the best class is the ``argmax``) for :func:`rbf_map_loss`."""
 
     def __init__(self, prototypes: torch.Tensor) -> None:
         super().__init__()
@@ -162,13 +145,9 @@ class EuclideanRBF(nn.Module):
 def rbf_map_loss(
     scores: torch.Tensor, labels: torch.Tensor, j: float = 1.0, reduction: str = "mean"
 ) -> torch.Tensor:
-    """The paper's MAP criterion (eq. 9) on ``scores = -y``:
-    ``y_D + log(exp(-j) + sum_i exp(-y_i))``.
-
-    It is cross-entropy over the ten classes plus one "rubbish" class of constant penalty ``j``:
-    it pulls the correct unit's penalty down and pushes the others up, and the rubbish term
-    keeps penalties that are already large from being pushed further.
-    """
+    """The paper's MAP criterion (eq. 9) on ``scores = -y``,
+    ``y_D + log(exp(-j) + sum_i exp(-y_i))``: cross-entropy with one more "rubbish" class
+    of constant penalty ``j``, which keeps large penalties from being pushed further."""
     rubbish = scores.new_full((scores.shape[0], 1), -j)
     return nn.functional.cross_entropy(
         torch.cat([scores, rubbish], dim=1), labels, reduction=reduction
@@ -176,13 +155,9 @@ def rbf_map_loss(
 
 
 class LeNet1998(nn.Module):
-    """LeNet-5 (1998), as described in section II-B of LeCun et al. (1998).
-
-    Input: 32x32, background -0.1 and foreground 1.175 (see :func:`input_1998`).
-    C1 (6 maps 5x5), S2 (trainable subsampling), C3 (the sparse Table I), S4, C5 (120 maps
-    5x5), F6 (84 units), each followed by the scaled tanh; output: ten Euclidean RBF units
-    whose fixed prototypes are 7x12 digit bitmaps. 60,000 trainable parameters.
-    """
+    """LeNet-5 (1998), as described in section II-B of LeCun et al. (1998): C1, S2, C3 (the
+    sparse Table I), S4, C5 and F6, each followed by the scaled tanh, then ten Euclidean RBF
+    outputs; 60,000 trainable parameters. Its input comes from :func:`input_1998`."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -219,13 +194,10 @@ class LeNet1998(nn.Module):
             nn.init.uniform_(layer.weight, -2.4 / fan_in, 2.4 / fan_in)
             nn.init.uniform_(layer.bias, -2.4 / fan_in, 2.4 / fan_in)
         c3 = f.C3
-        fan = torch.tensor(
-            [len(c3.table[j]) * 25 for j in c3.out_index.tolist()], dtype=torch.float32
-        )
-        c3.weight.uniform_(-1, 1).mul_((2.4 / fan).view(-1, 1, 1))
-        c3.bias.uniform_(-1, 1).mul_(
-            torch.tensor([2.4 / (len(t) * 25) for t in c3.table])
-        )
+        fan_in = [len(inputs) * 25 for inputs in c3.table]  # per C3 map
+        per_link = torch.tensor(fan_in, dtype=torch.float32)[c3.out_index]
+        c3.weight.uniform_(-1, 1).mul_((2.4 / per_link).view(-1, 1, 1))
+        c3.bias.uniform_(-1, 1).mul_(torch.tensor([2.4 / n for n in fan_in]))
         for s in (f.S2, f.S4):
             nn.init.uniform_(s.coefficient, -2.4 / 4, 2.4 / 4)
             nn.init.uniform_(s.bias, -2.4 / 4, 2.4 / 4)
