@@ -1,12 +1,7 @@
-"""LeNet-5 in PyTorch, with the paper's layer names.
-
-* ``LeNet5(variant="modern")``: ReLU and max-pooling, optional dropout, as most tutorials teach.
-* ``LeNet5(variant="classic")``: tanh and average pooling, closer in spirit to 1998.
-
-Both use a fully connected C3 (2,416 parameters). The paper's sparse C3 follows
-:data:`C3_TABLE`; the faithful 1998 model, built on the same names, is in
-:mod:`lenet_utils.lenet1998`.
-"""
+"""LeNet-5 in PyTorch, with the paper's layer names: ``LeNet5("modern")`` (ReLU,
+max-pooling, optional dropout, as most tutorials teach) or ``"classic"`` (tanh, average
+pooling, closer to 1998), both with a fully connected C3. The paper's sparse C3 follows
+:data:`C3_TABLE`, in the faithful 1998 model of :mod:`lenet_utils.lenet1998`."""
 
 from __future__ import annotations
 
@@ -19,8 +14,7 @@ from torch import nn
 
 __all__ = ["C3_TABLE", "C3_TABLE_ROWS", "LeNet5", "activations", "count_parameters"]
 
-#: Table I of LeCun et al. (1998), as printed: one row per S2 map (0-5), one column per
-#: C3 map (0-15); an ``X`` means that C3 map reads that S2 map.
+#: Table I of LeCun et al. (1998): a row per S2 map, a column per C3 map (``X``: reads it).
 C3_TABLE_ROWS: tuple[str, ...] = (
     "X...XXX..XXXX.XX",
     "XX...XXX..XXXX.X",
@@ -36,7 +30,7 @@ C3_TABLE: tuple[tuple[int, ...], ...] = tuple(
     for col in range(16)
 )
 
-Variant = Literal["modern", "classic"]
+Layers = list[tuple[str, nn.Module]]  # (name, layer) pairs, in the order they run
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -51,8 +45,7 @@ class LeNet5(nn.Module):
         variant: ``"modern"`` (ReLU, max-pool) or ``"classic"`` (tanh, average pool).
         in_channels: 1 for MNIST, 3 for CIFAR-10 and downscaled ImageNet.
         num_classes: size of the output layer.
-        input_size: 32 (the paper's padded digits) or 28 (raw MNIST; C1 then pads by 2
-            so every later layer has the paper's sizes).
+        input_size: 32 (the paper's padded digits) or 28 (raw MNIST, which C1 pads by 2).
         dropout: dropout probability before F6 and the output layer (modern variant only).
         batchnorm: add batch normalisation after C1, C3, C5 and F6 (before the activation),
             a later idea (2015) that lets the same small network train faster and further.
@@ -60,7 +53,7 @@ class LeNet5(nn.Module):
 
     def __init__(
         self,
-        variant: Variant = "modern",
+        variant: Literal["modern", "classic"] = "modern",
         in_channels: int = 1,
         num_classes: int = 10,
         input_size: int = 32,
@@ -68,8 +61,7 @@ class LeNet5(nn.Module):
         batchnorm: bool = False,
     ) -> None:
         super().__init__()
-        _check_types(in_channels, num_classes, input_size, dropout, batchnorm)
-        _check_config(variant, in_channels, num_classes, input_size, dropout)
+        _check_args(variant, in_channels, num_classes, input_size, dropout, batchnorm)
         self.variant = variant
         self.in_channels = in_channels = int(in_channels)  # numpy integers too
         self.num_classes = num_classes = int(num_classes)
@@ -80,36 +72,25 @@ class LeNet5(nn.Module):
         pool = nn.MaxPool2d if variant == "modern" else nn.AvgPool2d
         pad = (32 - input_size) // 2  # 28x28 digits: C1 pads them to the paper's 32x32
 
-        def block(n: int, conv: nn.Conv2d, pooled: bool) -> list[tuple[str, nn.Module]]:
-            layers: list[tuple[str, nn.Module]] = [(f"C{n}", conv)]
-            if batchnorm:
-                layers.append((f"bn{n}", nn.BatchNorm2d(conv.out_channels)))
-            layers.append((f"act{n}", act()))
-            if pooled:
-                layers.append((f"S{n + 1}", pool(kernel_size=2, stride=2)))
-            return layers
+        def block(n: int, conv: nn.Conv2d, pooled: bool = True) -> Layers:
+            """Stage n: C{n}, its batch norm (if any) and activation, then S{n + 1}."""
+            out: Layers = [(f"C{n}", conv)]
+            out += [(f"bn{n}", nn.BatchNorm2d(conv.out_channels))] if batchnorm else []
+            out += [(f"act{n}", act())]
+            out += [(f"S{n + 1}", pool(kernel_size=2, stride=2))] if pooled else []
+            return out
 
-        self.features = nn.Sequential(
-            OrderedDict(
-                block(
-                    1,
-                    nn.Conv2d(in_channels, 6, kernel_size=5, padding=pad),
-                    pooled=True,
-                )
-                + block(3, nn.Conv2d(6, 16, kernel_size=5), pooled=True)
-                + block(5, nn.Conv2d(16, 120, kernel_size=5), pooled=False)
-            )
-        )
-        head: list[tuple[str, nn.Module]] = [("flatten", nn.Flatten())]
-        if dropout:
-            head.append(("drop5", nn.Dropout(dropout)))
-        head.append(("F6", nn.Linear(120, 84)))
-        if batchnorm:
-            head.append(("bn6", nn.BatchNorm1d(84)))
-        head.append(("act6", act()))
-        if dropout:
-            head.append(("drop6", nn.Dropout(dropout)))
-        head.append(("output", nn.Linear(84, num_classes)))
+        features = block(1, nn.Conv2d(in_channels, 6, kernel_size=5, padding=pad))
+        features += block(3, nn.Conv2d(6, 16, kernel_size=5))
+        features += block(5, nn.Conv2d(16, 120, kernel_size=5), pooled=False)
+        self.features = nn.Sequential(OrderedDict(features))
+        head: Layers = [("flatten", nn.Flatten())]
+        head += [("drop5", nn.Dropout(dropout))] if dropout else []
+        head += [("F6", nn.Linear(120, 84))]
+        head += [("bn6", nn.BatchNorm1d(84))] if batchnorm else []
+        head += [("act6", act())]
+        head += [("drop6", nn.Dropout(dropout))] if dropout else []
+        head += [("output", nn.Linear(84, num_classes))]
         self.classifier = nn.Sequential(OrderedDict(head))
 
     @property
@@ -172,10 +153,16 @@ class LeNet5(nn.Module):
         return f"variant={self.variant!r}, input={shape}, num_classes={classes}{bn}"
 
 
-def _check_types(
-    in_channels: int, num_classes: int, input_size: int, dropout: float, batchnorm: bool
+def _check_args(
+    variant: str,
+    in_channels: int,
+    num_classes: int,
+    input_size: int,
+    dropout: float,
+    batchnorm: bool,
 ) -> None:
-    """A ``TypeError`` for an argument of the wrong kind ("3" for 3, "no" for False)."""
+    """LeNet5's arguments, checked before any layer is built: a ``TypeError`` for a wrong
+    kind ("3" for 3, "no" for False), else a ``ValueError`` naming each problem."""
     sizes = {"in_channels": in_channels, "num_classes": num_classes}
     for name, value in {**sizes, "input_size": input_size}.items():
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -184,12 +171,6 @@ def _check_types(
         raise TypeError(f"LeNet5: dropout must be a number in [0, 1), got {dropout!r}")
     if not isinstance(batchnorm, bool):
         raise TypeError(f"LeNet5: batchnorm must be True or False, got {batchnorm!r}")
-
-
-def _check_config(
-    variant: str, in_channels: int, num_classes: int, input_size: int, dropout: float
-) -> None:
-    """LeNet5's arguments, checked before any layer is built."""
     problems = []
     if variant not in ("modern", "classic"):
         problems.append(f"variant must be 'modern' or 'classic', got {variant!r}")
@@ -215,26 +196,16 @@ def _check_config(
 def activations(
     model: nn.Module, x: torch.Tensor, names: tuple[str, ...] | None = None
 ) -> "OrderedDict[str, torch.Tensor]":
-    """Run ``x`` through ``model`` and return each named layer's output, in execution order.
-
-    ``names`` picks layers by their own name (``("C1", "S2")``); by default every leaf
-    layer is kept. Use it to trace shapes and to plot feature maps.
-    """
+    """Run ``x`` through ``model`` and return each leaf layer's output, in execution order,
+    by its own name (only those in ``names``, e.g. ``("C1", "S2")``, if given)."""
     outputs: "OrderedDict[str, torch.Tensor]" = OrderedDict()
     handles = []
     for full_name, module in model.named_modules():
         short = full_name.split(".")[-1]
-        if (
-            not full_name
-            or list(module.children())
-            or (names is not None and short not in names)
-        ):
-            continue
-        handles.append(
-            module.register_forward_hook(
-                lambda m, i, o, key=short: outputs.__setitem__(key, o.detach())
-            )
-        )
+        leaf = full_name and not list(module.children())
+        if leaf and (names is None or short in names):
+            save = lambda m, i, o, key=short: outputs.__setitem__(key, o.detach())
+            handles.append(module.register_forward_hook(save))
     try:
         with torch.no_grad():
             model(x)
