@@ -1,7 +1,12 @@
 """LeNet-5 variants: shapes, parameter counts and the errors a reader meets."""
 
+import json
+from collections import OrderedDict
+from pathlib import Path
+
 import pytest
 import torch
+from torch import nn
 
 from lenet_utils.models import LeNet5, activations, count_parameters
 
@@ -165,3 +170,29 @@ def test_batch_norm_refuses_a_training_batch_of_one_image_with_the_fix():
         model(torch.randn(1, 1, 32, 32))
     assert model.eval()(torch.randn(1, 1, 32, 32)).shape == (1, 10)  # fine to score
     assert LeNet5().train()(torch.randn(1, 1, 32, 32)).shape == (1, 10)  # no batch norm
+
+
+def chapter_class(notebook: str, name: str) -> type:
+    """The class ``name`` exactly as a chapter's code cell defines it."""
+    path = Path(__file__).resolve().parents[1] / "notebooks" / notebook
+    cells = json.loads(path.read_text())["cells"]
+    sources = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+    (source,) = [s for s in sources if s.startswith(f"class {name}(")]
+    namespace = {"nn": nn, "torch": torch, "OrderedDict": OrderedDict}
+    exec(source, namespace)
+    return namespace[name]
+
+
+def test_chapter_3s_class_is_the_package_design():
+    """Chapter 3 writes LeNet-5 by hand: same parameter names and shapes as the package's
+    LeNet5 for 28x28 digits, and the same outputs for the same weights."""
+    Chapter = chapter_class("03_lenet5_in_pytorch.ipynb", "LeNet5")
+    torch.manual_seed(0)
+    ours, course = Chapter(), LeNet5("modern", input_size=28)
+    shapes = {n: p.shape for n, p in ours.state_dict().items()}
+    assert shapes == {n: p.shape for n, p in course.state_dict().items()}
+    course.load_state_dict(ours.state_dict())
+    x = torch.randn(5, 1, 28, 28)
+    assert torch.equal(ours.eval()(x), course.eval()(x))
+    assert count_parameters(ours) == 61_706
+    assert [n for n, _ in ours.named_children()] == ["features", "classifier"]
