@@ -1,8 +1,7 @@
 """Writing files safely: whole or not at all, and a clear line when the disk says no.
 
 Every file the course writes (records, checkpoints, the dataset cache, logs) goes through
-:func:`atomic_write`, so a crash, a kill or a full disk never leaves half a file behind and
-never replaces a good file with a broken one.
+:func:`atomic_write`: a crash, a kill or a full disk never leaves half a file behind.
 """
 
 from __future__ import annotations
@@ -28,35 +27,20 @@ class WriteError(OSError):
 
 def _explain(path: Path, err: BaseException) -> str:
     """One line for a failed write: the folder, the reason, the fix."""
-    text = str(err)
-    where = describe_path(path.parent)
-    if getattr(err, "errno", None) == errno.ENOSPC or "unexpected pos" in text:
+    code, where = getattr(err, "errno", None), describe_path(path.parent)
+    if code == errno.ENOSPC or "unexpected pos" in str(err):
         # torch.save on a full disk says "unexpected pos 14400 vs 14352"
         return (
             f"no space left on {where}: free some space, or write {path.name} elsewhere"
         )
-    if getattr(err, "errno", None) in (errno.EACCES, errno.EPERM, errno.EROFS):
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"{where} is not writable: choose a folder you can write to"
-    return f"could not write {describe_path(path)}: {text}"
-
-
-def _remove_stale(path: Path) -> None:
-    """Remove temporary files of ``path`` left by a writer that was killed."""
-    now = time.time()
-    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
-        try:
-            if now - tmp.stat().st_mtime > STALE_SECONDS:
-                tmp.unlink()
-        except OSError:  # another writer's file, or gone already
-            pass
+    return f"could not write {describe_path(path)}: {err}"
 
 
 def check_writable(path: str | os.PathLike) -> Path:
-    """Fail now, before any work, if ``path`` could not be written later.
-
-    ``path`` is a file to be written: its folder must exist or be creatable and be
-    writable, and ``path`` itself must not be a folder.
-    """
+    """Fail now, before any work, if the file ``path`` could not be written later: its
+    folder must exist or be creatable and be writable, and it must not be a folder."""
     path = Path(path)
     if str(path) in ("", "."):
         raise WriteError("an empty path was given: name the file to write")
@@ -82,11 +66,15 @@ def check_writable(path: str | os.PathLike) -> Path:
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
     """Write ``path`` through ``write(file)`` into a temporary file, then rename it into
     place: a crash or an error leaves the old file (or none), never half of a new one.
-
-    A failed write raises :class:`WriteError` with one line that names the folder.
-    """
+    A failed write raises :class:`WriteError` with one line that names the folder."""
     path = check_writable(path)
-    _remove_stale(path)
+    now = time.time()
+    for old in path.parent.glob(f".{path.name}.*.tmp"):  # left by a killed writer
+        try:
+            if now - old.stat().st_mtime > STALE_SECONDS:
+                old.unlink()
+        except OSError:  # another writer's file, or gone already
+            pass
     try:
         fd, tmp = tempfile.mkstemp(
             dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
