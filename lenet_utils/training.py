@@ -172,8 +172,9 @@ def sgd_one_cycle(
     weight_decay: float = 5e-4,
     one_cycle: bool = True,
 ) -> tuple[torch.optim.SGD, OneCycleLR | None]:
-    """SGD with Nesterov momentum 0.9 and a one-cycle schedule that warms up to ``lr`` over
-    30% of the steps, then anneals (``one_cycle=False``: a constant ``lr``, no scheduler)."""
+    """SGD with Nesterov momentum and a one-cycle schedule that warms up to ``lr`` over 30%
+    of the steps, then anneals, moving the momentum the other way, 0.95 to 0.85 and back
+    (``OneCycleLR``'s default). ``one_cycle=False``: a constant ``lr`` and momentum 0.9."""
     optimizer = torch.optim.SGD(
         model.parameters(), lr, momentum=0.9, nesterov=True, weight_decay=weight_decay
     )
