@@ -1,16 +1,9 @@
 """The two caches of decoded datasets: a ``.pt`` file per split, or a memory-mapped file.
 
 Decoding JPEGs and WebPs takes minutes, so :func:`cached` keeps a split's ``uint8`` tensors
-as ``<cache>/<name>__<key>.pt`` and rebuilds them when the sources change. Full
-Imagenet32 is 1.28 million images (3.9 GB as ``uint8``; Imagenet64 15.7 GB): unpickling it
-in every process of a DDP run would hold it once per process. :func:`cached_memmap` writes
-such a split once, batch after batch, into one raw ``uint8`` file
-(``<cache>/<name>__<key>/images.u8``, beside ``labels.npy`` and ``meta.json``) and maps it
-into each process with ``np.memmap``. A batch reads only its own rows, and the pages come
-from the operating system's page cache, which all the processes of a machine share: the
-dataset is in memory once per machine at most, never once per process.
-
-The readers (:mod:`lenet_utils.readers`) decide what to cache and feed the batches.
+in a ``.pt`` file. Full Imagenet32 (3.9 GB as ``uint8``; Imagenet64 15.7 GB) unpickled in
+each DDP process would be held once per process: :func:`cached_memmap` maps it from one
+raw file instead, whose pages all the processes of a machine share (the page cache).
 """
 
 from __future__ import annotations
@@ -40,8 +33,7 @@ Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
 
 def _file_name(name: str, version: int, key: list) -> str:
-    digest = hashlib.sha1(repr([version, key]).encode()).hexdigest()[:12]
-    return f"{name}__{digest}"
+    return f"{name}__{hashlib.sha1(repr([version, key]).encode()).hexdigest()[:12]}"
 
 
 def _load_pt(path: Path) -> TensorData | None:
@@ -63,22 +55,17 @@ def _load_pt(path: Path) -> TensorData | None:
 def cached(
     name: str, key: list, build: Callable[[], TensorData], cache: bool = True
 ) -> TensorData:
-    """``build()``'s result, stored once as ``<cache_dir>/<name>__<hash of key>.pt``.
-
-    ``key`` names the sources (e.g. their sizes and times): when it changes, the split is
-    decoded again and the older file removed. A cache that cannot be written (a full or
-    read-only disk) only warns: the data is returned all the same.
-    """
+    """``build()``'s result, stored once as ``<cache_dir>/<name>__<hash of key>.pt`` and
+    built again when ``key`` (e.g. the sources' sizes and times) changes; a cache that
+    cannot be written only warns."""
     if not cache:
         return build()
-    folder = cache_dir()
-    path = folder / f"{_file_name(name, PT_VERSION, key)}.pt"
-    if path.exists():
-        data = _load_pt(path)
-        if data is not None:
-            return data
+    path = cache_dir() / f"{_file_name(name, PT_VERSION, key)}.pt"
+    if path.exists() and (data := _load_pt(path)) is not None:
+        return data
     data = build()
-    for stale in folder.glob(f"{name}__*.pt"):  # older versions of the same sources
+    # older versions of the same sources
+    for stale in path.parent.glob(f"{name}__*.pt"):
         stale.unlink(missing_ok=True)
     try:
         atomic_write(path, lambda f: torch.save(vars(data), f))
@@ -96,14 +83,13 @@ def _complete(folder: Path) -> dict | None:
     except (OSError, ValueError):
         return None
     shape = meta.get("shape", [])
-    if len(shape) != 4 or size != int(np.prod(shape)) or labels.shape != (shape[0],):
-        return None
-    return meta
+    ok = len(shape) == 4 and size == int(np.prod(shape)) and labels.shape == (shape[0],)
+    return meta if ok else None
 
 
 def _convert(batches: Batches, folder: Path) -> None:
-    """Write the batches to ``folder`` through a temporary folder renamed at the end, so
-    that an interrupted conversion leaves nothing that looks finished."""
+    """Write the batches to ``folder`` through a temporary folder renamed at the end: an
+    interrupted conversion leaves nothing that looks finished."""
     tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -131,11 +117,7 @@ def cached_memmap(
     name: str, key: list, batches: Callable[[], Batches]
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(images, labels)``: the images memory-mapped from the cache, the labels in memory.
-
-    The first call writes what ``batches()`` yields (``uint8`` images, labels) into the
-    cache; later calls, in any process, map the written file at once. A new ``key`` (the
-    sources changed) writes it again.
-    """
+    The first call (or a new ``key``) writes what ``batches()`` yields into the cache."""
     folder = cache_dir() / _file_name(name, MEMMAP_VERSION, key)
     meta = _complete(folder)
     if meta is None:
@@ -147,8 +129,6 @@ def cached_memmap(
             raise RuntimeError(f"writing {name} into {folder} failed")
     # mode "c" (copy-on-write) maps the file read-only in effect, but gives torch a
     # writable array, so it does not warn; nothing ever writes to it.
-    images = np.memmap(
-        folder / "images.u8", dtype=np.uint8, mode="c", shape=tuple(meta["shape"])
-    )
-    labels = np.load(folder / "labels.npy")
-    return torch.from_numpy(images), torch.from_numpy(labels)
+    shape = tuple(meta["shape"])
+    images = np.memmap(folder / "images.u8", dtype=np.uint8, mode="c", shape=shape)
+    return torch.from_numpy(images), torch.from_numpy(np.load(folder / "labels.npy"))
