@@ -33,7 +33,8 @@ Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
 
 def _file_name(name: str, version: int, key: list) -> str:
-    return f"{name}__{hashlib.sha1(repr([version, key]).encode()).hexdigest()[:12]}"
+    digest = hashlib.sha1(repr([version, key]).encode()).hexdigest()[:12]
+    return f"{name}__{digest}"
 
 
 def _load_pt(path: Path) -> TensorData | None:

@@ -1,9 +1,6 @@
-"""Results records: one JSON file per full run, one schema, one writer.
-
-Every full training run and every benchmark writes one record under
-:func:`lenet_utils.config.results_dir` with :func:`record_result`, the one writer, in the
-one schema (:data:`FIELDS`). The book's results page (``book/_ext/results_table.py``)
-renders them.
+"""Results records: one JSON file per full run, one schema (:data:`FIELDS`), one
+writer (:func:`record_result`), under :func:`lenet_utils.config.results_dir`; the book's
+results page (``book/_ext/results_table.py``) renders them.
 """
 
 from __future__ import annotations
@@ -20,11 +17,7 @@ from .config import REPLACE_ENV, budget, describe_path, device_name, replace_rec
 from .config import results_dir
 from .files import atomic_write
 
-__all__ = [
-    "CHAPTERS",
-    "KINDS",
-    "record_result",
-]
+__all__ = ["CHAPTERS", "KINDS", "record_result"]
 
 #: The chapters that record runs, in the book's order (their names in the course plan).
 CHAPTERS: tuple[str, ...] = (
@@ -69,27 +62,12 @@ def slug(*parts: str) -> str:
 
 def git_commit() -> str:
     """The checkout's short commit hash, or ``unknown`` outside a git checkout."""
+    cmd, here = ["git", "rev-parse", "--short=12", "HEAD"], Path(__file__).parent
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            capture_output=True,
-            text=True,
-            cwd=Path(__file__).parent,
-            timeout=10,
-        )
+        out = subprocess.run(cmd, capture_output=True, text=True, cwd=here, timeout=10)
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-
-
-def _provenance(device: torch.device) -> dict:
-    """Where and when a run ran: the hardware, torch, the commit and the date."""
-    return {
-        "device": device_name(device),
-        "torch": torch.__version__,
-        "commit": git_commit(),
-        "date": _dt.date.today().isoformat(),
-    }
 
 
 def _check(
@@ -124,13 +102,11 @@ def record_result(
 ) -> Path | None:
     """Write a full run's record as ``results/<chapter>--<dataset>--<model>--<device>.json``.
 
-    The fields are :data:`FIELDS` (where it ran is added here), then ``extra`` (e.g. a
-    target and whether it was met, or a benchmark's rungs). Smoke runs are not recorded.
-
-    ``differs`` names each setting that differs from the chapter's recipe (``{"epochs":
-    1}``): it goes into the record and its file name, so a variant never takes the
-    recipe's record. An existing record is replaced only on purpose: ``replace=True``, or
-    ``$LENET_REPLACE_RECORDS=1`` (which ``scripts/record_chapter.py`` sets).
+    Its fields are :data:`FIELDS`, then ``extra`` (e.g. a benchmark's rungs); smoke runs
+    are not recorded. ``differs`` names each setting that differs from the chapter's
+    recipe (``{"epochs": 1}``): it goes into the record and its file name, so a variant
+    never takes the recipe's record. An existing record is replaced only on purpose:
+    ``replace=True``, or ``$LENET_REPLACE_RECORDS=1`` (``scripts/record_chapter.py``).
     """
     _check(kind, chapter, params, epochs, top1, top5)
     if budget() != "full":
@@ -146,7 +122,10 @@ def record_result(
         "top1": round(float(top1), 2),
         "top5": None if top5 is None else round(float(top5), 2),
         "train_seconds": round(float(train_seconds), 1),
-        **_provenance(device),
+        "device": device_name(device),
+        "torch": torch.__version__,
+        "commit": git_commit(),
+        "date": _dt.date.today().isoformat(),
         **(extra or {}),
         **({"differs": dict(differs)} if differs else {}),
     }
