@@ -1,21 +1,17 @@
 """Every run-time setting of the course, in one place: environment variables, all optional.
 
 * ``LENET_DATA_ROOT``: where datasets live (default ``~/.cache/lenet5-course/data``);
-* ``LENET_BUDGET``: ``full`` (the default: the real runs) or ``smoke`` (small real subsets,
-  what the tests run);
-* ``LENET_CACHE_DIR``: decoded datasets (default ``<data root>/cache``, or under
-  ``~/.cache/lenet5-course`` when the data root is read-only);
-* ``LENET_RESULTS_DIR``: results records (default ``results/`` of the checkout, else
-  ``./results``);
+* ``LENET_BUDGET``: ``full`` (the default: the real runs) or ``smoke`` (what tests run);
+* ``LENET_CACHE_DIR``: decoded datasets (default ``<data root>/cache`` if writable);
+* ``LENET_RESULTS_DIR``: results records (default the checkout's ``results/``);
 * ``LENET_CHECKPOINT_DIR``: checkpoints (default ``~/.cache/lenet5-course/checkpoints``);
-* ``LENET_REPLACE_RECORDS``: ``1`` lets a full run replace an existing record
-  (``scripts/record_chapter.py`` sets it);
-* ``LENET_PROGRESS``: ``1`` (the default) shows live progress bars; ``0`` prints one line per
-  epoch, as the book's stored outputs are recorded.
+* ``LENET_REPLACE_RECORDS``: ``1`` lets a full run replace an existing record;
+* ``LENET_PROGRESS``: ``0`` prints one line per epoch (the book's outputs), not live bars.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import random
@@ -49,10 +45,6 @@ __all__ = [
 
 DATA_ROOT_ENV = "LENET_DATA_ROOT"
 BUDGET_ENV = "LENET_BUDGET"
-CACHE_DIR_ENV = "LENET_CACHE_DIR"
-RESULTS_DIR_ENV = "LENET_RESULTS_DIR"
-CHECKPOINT_DIR_ENV = "LENET_CHECKPOINT_DIR"
-PROGRESS_ENV = "LENET_PROGRESS"
 REPLACE_ENV = "LENET_REPLACE_RECORDS"
 
 HOME_CACHE = Path("~/.cache/lenet5-course")
@@ -67,10 +59,8 @@ def _env_path(name: str) -> Path | None:
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
-    """The data root: ``root`` if given, else ``$LENET_DATA_ROOT``, else the default.
-
-    Raises ``NotADirectoryError`` when the chosen path exists but is a file.
-    """
+    """The data root: ``root`` if given, else ``$LENET_DATA_ROOT``, else the default;
+    ``NotADirectoryError`` when the chosen path exists but is a file."""
     if root is not None:
         path, how = Path(root).expanduser().resolve(), "root"
     elif _env_path(DATA_ROOT_ENV) is not None:
@@ -108,7 +98,7 @@ def _switch(name: str, default: str, words: tuple[str, ...] = ()) -> bool:
 
 def progress_bars() -> bool:
     """Whether training shows live progress bars (``$LENET_PROGRESS``, default on)."""
-    return _switch(PROGRESS_ENV, "1", ("off", "on", "false", "true"))
+    return _switch("LENET_PROGRESS", "1", ("off", "on", "false", "true"))
 
 
 def replace_records() -> bool:
@@ -118,50 +108,38 @@ def replace_records() -> bool:
 
 def cache_dir() -> Path:
     """``$LENET_CACHE_DIR``, else ``<data root>/cache`` if writable, else under ``~/.cache``."""
-    chosen = _env_path(CACHE_DIR_ENV)
-    if chosen is not None:
-        chosen.mkdir(parents=True, exist_ok=True)
-        return chosen
-    path = data_root() / "cache"
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        if os.access(path, os.W_OK):
-            return path
-    except OSError:
-        pass
-    path = (HOME_CACHE / "cache").expanduser()
+    path = _env_path("LENET_CACHE_DIR")
+    if path is None:
+        path = data_root() / "cache"
+        with contextlib.suppress(OSError):
+            path.mkdir(parents=True, exist_ok=True)
+        if not (path.is_dir() and os.access(path, os.W_OK)):
+            path = (HOME_CACHE / "cache").expanduser()
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def results_dir() -> Path:
     """``$LENET_RESULTS_DIR``, else ``results/`` of the course checkout, else ``./results``."""
-    chosen = _env_path(RESULTS_DIR_ENV)
-    if chosen is not None:
-        return chosen
-    return (
-        REPO / "results" if (REPO / "_toc.yml").exists() else Path("results").resolve()
-    )
+    chosen, checkout = _env_path("LENET_RESULTS_DIR"), (REPO / "_toc.yml").exists()
+    return chosen or (REPO / "results" if checkout else Path("results").resolve())
 
 
 def checkpoint_dir() -> Path:
     """``$LENET_CHECKPOINT_DIR``, else ``~/.cache/lenet5-course/checkpoints`` (created)."""
-    path = _env_path(CHECKPOINT_DIR_ENV) or (HOME_CACHE / "checkpoints").expanduser()
+    path = _env_path("LENET_CHECKPOINT_DIR") or HOME_CACHE.expanduser() / "checkpoints"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def describe_path(path: str | os.PathLike) -> str:
-    """``path`` as a reader should see it: relative to the data root (``<data root>/...``),
-    the course checkout or the home folder (``~/...``), never an absolute path of the
-    machine that ran the notebook."""
+    """``path`` relative to the data root (``<data root>/...``), the course checkout or the
+    home folder (``~/...``): never an absolute path of the machine that ran it."""
     path = Path(path).expanduser().resolve()
     for base, label in ((data_root(), "<data root>/"), (REPO, ""), (Path.home(), "~/")):
-        try:
+        if path.is_relative_to(base):
             rel = path.relative_to(base).as_posix()
-        except ValueError:
-            continue
-        return (label + rel).rstrip("/.") or label.rstrip("/") or "."
+            return (label + rel).rstrip("/.") or label.rstrip("/") or "."
     return ".../" + "/".join(path.parts[-2:])
 
 
@@ -178,15 +156,11 @@ def _mps_available() -> bool:
 
 
 def get_device(prefer: str | torch.device | None = None) -> torch.device:
-    """CUDA if available, then Apple's MPS, then the CPU; ``prefer`` asks for one.
-
-    Asking for a device this machine does not have fails here, at once, with the reason,
-    rather than later inside torch.
-    """
+    """CUDA if available, then Apple's MPS, then the CPU; ``prefer`` asks for one (a
+    device this machine lacks fails here, with the reason, rather than inside torch)."""
     if prefer is None:
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("mps") if _mps_available() else torch.device("cpu")
+        cuda, mps = torch.cuda.is_available(), _mps_available()
+        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
     try:
         device = torch.device(prefer)
     except (RuntimeError, TypeError) as err:
@@ -221,13 +195,10 @@ def sync(device: torch.device | str) -> None:
 
 
 def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
 
 
@@ -258,8 +229,7 @@ def hardware_line(device: torch.device | None = None) -> str:
     device = device or get_device()
     what = device_name(device)
     if device.type == "cuda":
-        idx = device.index if device.index is not None else torch.cuda.current_device()
-        memory = torch.cuda.get_device_properties(idx).total_memory / 2**30
+        memory = torch.cuda.get_device_properties(device).total_memory / 2**30
         what += f" ({memory:.0f} GiB, CUDA {torch.version.cuda})"
     elif device.type == "cpu":
         what += ", no GPU used"
