@@ -27,12 +27,12 @@ def grid(ax, values, x0, y0, title, fills=None):
             colour = (fills or {}).get((r, c), "white")
             ax.add_patch(Rectangle((x0 + c, y0 - r - 1), 1, 1, fc=colour, ec="0.3"))
             ax.text(x0 + c + 0.5, y0 - r - 0.5, str(values[r, c]), ha="center",
-                    va="center", fontsize=10)  # fmt: skip
-    ax.text(x0 + cols / 2, y0 + 0.4, title, ha="center", va="bottom", fontsize=10)
+                    va="center", fontsize=13)  # fmt: skip
+    ax.text(x0 + cols / 2, y0 + 0.4, title, ha="center", va="bottom", fontsize=13)
 
 
 def main() -> None:
-    fig, ax = plt.subplots(figsize=(11, 3.6))
+    fig, ax = plt.subplots(figsize=(10, 3.5))
     fills = {}
     for i, (r, c) in enumerate(WINDOWS[:2]):
         for dr in range(K):
@@ -49,15 +49,16 @@ def main() -> None:
     kernel = np.array([["w1", "w2", "w3", "w4"]])
     grid(ax, kernel, 16.5, 2.5, "kernel as a row (1×4)")
     ax.text(16.5 + 2, 0.6, "row × matrix = 1×9 outputs,\nreshaped to 3×3", ha="center",
-            va="top", fontsize=10)  # fmt: skip
+            va="top", fontsize=13)  # fmt: skip
     ax.annotate("", xy=(5.8, 2), xytext=(4.3, 2), arrowprops={"arrowstyle": "-|>"})
     ax.annotate("", xy=(16.3, 2), xytext=(15.3, 2), arrowprops={"arrowstyle": "<|-"})
     ax.set_xlim(-0.3, 21)
-    ax.set_ylim(-1.2, 5.2)
+    ax.set_ylim(-0.9, 5.2)
     ax.set_aspect("equal")
     ax.axis("off")
     ax.set_title(
-        "im2col: each window becomes a column, and the convolution one matrix product"
+        "im2col: each window becomes a column, the convolution one matrix product",
+        fontsize=14,
     )
     fig.tight_layout()
     fig.savefig(OUT, dpi=110)
