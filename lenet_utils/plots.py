@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Sequence
 
 import matplotlib.pyplot as plt
@@ -52,8 +53,7 @@ def show_images(
     # 0.35 inches a row for its captions
     fig, axes = _panels(n, ncols, size, size + 0.35, 0.5, layout="constrained")
     for i, ax in enumerate(axes.flat):
-        ax.set_xticks([])
-        ax.set_yticks([])
+        ax.set(xticks=[], yticks=[])
         if not (frame and i < n):
             ax.axis("off")
         if i >= n:
@@ -83,11 +83,8 @@ def show_feature_maps(
     title: str | None = None,
 ) -> plt.Figure:
     """Show the feature maps (C, H, W) of one image at one layer, captioned ``layer map k``
-    (or ``titles``), each on its own colour scale.
-
-    ``symmetric=True`` is for signed maps: a diverging colormap (red positive, blue
-    negative) with limits symmetric about zero, so that zero is white.
-    """
+    (or ``titles``), each on its own colour scale. ``symmetric=True`` is for signed
+    maps: red positive, blue negative, limits symmetric about zero (zero is white)."""
     maps = maps.detach().cpu().float()
     if maps.dim() == 4:
         maps = maps[0]
@@ -116,13 +113,10 @@ def plot_history(
     loss_label: str | dict[str, str] = "cross-entropy",
     acc_ylim: tuple[float, float] | None = None,
 ) -> plt.Figure:
-    """Learning curves: loss and accuracy per epoch, one colour per named run.
-
-    ``histories`` maps a run's name to a :class:`lenet_utils.training.History`.
-    ``loss_label`` names the training criterion; a dict gives each run its own, and runs
-    with different criteria get separate loss panels (their scales need not compare).
-    ``acc_ylim`` zooms the accuracy axis.
-    """
+    """Learning curves: loss and accuracy per epoch, one colour per named run
+    (``histories`` maps a name to a :class:`lenet_utils.training.History`).
+    ``loss_label`` names the criterion; a dict gives each run its own, and runs with
+    different criteria get separate loss panels (their scales need not compare)."""
     labels = loss_label if isinstance(loss_label, dict) else {}
     criteria = list(dict.fromkeys(labels.get(n, loss_label) for n in histories))
     if len(criteria) == 1:  # loss and accuracy side by side
@@ -160,8 +154,6 @@ def readable_table(frame, *, decimals: int | dict[str, int] = 2, total: bool = F
     a float column, as ``60,000`` not ``60000.0``), other numbers with ``decimals`` places
     (per column if a dict), and a dash where there is no value, never ``NaN`` or ``None``.
     ``total`` appends a row summing the whole-number columns."""
-    import numbers
-
     import pandas as pd
 
     def missing(v) -> bool:
@@ -199,10 +191,9 @@ def confusion_matrix(
     preds: torch.Tensor, labels: torch.Tensor, num_classes: int
 ) -> torch.Tensor:
     """Counts: rows are true classes, columns predicted classes."""
-    idx = labels.long() * num_classes + preds.long()
-    return torch.bincount(idx, minlength=num_classes**2).reshape(
-        num_classes, num_classes
-    )
+    n = num_classes
+    counts = torch.bincount(labels.long() * n + preds.long(), minlength=n * n)
+    return counts.reshape(n, n)
 
 
 def plot_confusion(
@@ -213,19 +204,9 @@ def plot_confusion(
     rates = cm.float() / cm.sum(1, keepdim=True).clamp(min=1)
     fig, ax = plt.subplots(figsize=(0.55 * n + 2.5, 0.55 * n + 1.5))
     im = ax.imshow(rates.numpy(), cmap="Blues", vmin=0, vmax=1)
-    if annotate:
-        for i in range(n):
-            for j in range(n):
-                if cm[i, j]:
-                    ax.text(
-                        j,
-                        i,
-                        int(cm[i, j]),
-                        ha="center",
-                        va="center",
-                        fontsize=7,
-                        color="white" if rates[i, j] > 0.5 else "black",
-                    )
+    for i, j in cm.nonzero().tolist() if annotate else []:  # the non-empty cells
+        color = "white" if rates[i, j] > 0.5 else "black"
+        ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7, color=color)
     ax.set_xticks(range(n), classes, rotation=45, ha="right")
     ax.set_yticks(range(n), classes)
     ax.set(xlabel="predicted class", ylabel="true class", title=title)
@@ -237,9 +218,8 @@ def plot_confusion(
 def spread_across_classes(
     index: torch.Tensor, labels: torch.Tensor, n: int
 ) -> list[int]:
-    """Up to ``n`` of ``index`` taken round-robin over their classes: the first of each
-    class, then the second of each, ... (a test set sorted by class would otherwise give
-    ``n`` images of its first class)."""
+    """Up to ``n`` of ``index``, round-robin over their classes (a test set sorted by
+    class would otherwise give ``n`` images of its first class)."""
     by_class: dict[int, list[int]] = {}
     for i in index.tolist():
         by_class.setdefault(int(labels[i]), []).append(i)
@@ -273,10 +253,8 @@ def show_misclassified(
         fig.suptitle(title)
         return fig
     captions = [f"{classes[labels[i]]} → {classes[preds[i]]}" for i in picks]
-    shown = f"{len(picks)} of {len(wrong):,} errors, true → predicted"
-    return show_images(
-        images[picks], captions, suptitle=f"{title} ({shown})", ncols=ncols
-    )
+    suptitle = f"{title} ({len(picks)} of {len(wrong):,} errors, true → predicted)"
+    return show_images(images[picks], captions, suptitle=suptitle, ncols=ncols)
 
 
 def show_filters(
@@ -285,13 +263,8 @@ def show_filters(
     """Learned kernels of a convolution (out, in, k, k): grey for one input channel, colour for three."""
     w = weight.detach().cpu().float()
     if w.shape[1] == 3:
-        return show_images(
-            w,
-            [f"kernel {i}" for i in range(w.shape[0])],
-            suptitle=title,
-            ncols=ncols,
-            size=1.3,
-        )
+        captions = [f"kernel {i}" for i in range(w.shape[0])]
+        return show_images(w, captions, suptitle=title, ncols=ncols, size=1.3)
     w = w[:, 0]
     lim = w.abs().max().item()
     fig, axes = _panels(w.shape[0], ncols, 1.3, 1.3, 0.6)
