@@ -1,10 +1,9 @@
-"""Dataset storage, under the readers: files in folders and zips, decoding, downloads, and
-errors that say which files were looked for where, and how to get them (shown in Jupyter as
-the message alone, not a long traceback)."""
+"""Dataset storage, under the readers: files in folders and zips, decoding, downloads,
+and errors that say which files were looked for where, and how to get them."""
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import io
 import os
 import pickle
@@ -18,9 +17,10 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
+import PIL
 import torch
 from PIL import Image, features
-from torchvision.datasets.utils import check_integrity, download_url
+from torchvision.datasets.utils import calculate_md5, download_url
 
 from .config import DATA_ROOT_ENV
 
@@ -80,9 +80,8 @@ def corrupt(path: Path, detail: str) -> CorruptDatasetError:
 
 @dataclass
 class TensorData:
-    """A whole split: ``images`` uint8 (N, C, H, W), ``labels`` int64 (N,), its key
-    (``name``), how readers see it (``title``), where it was read from (``source``) and the
-    per-channel ``mean`` and ``std`` to normalise it with."""
+    """A whole split: ``images`` uint8 (N, C, H, W), ``labels`` int64 (N,), its key, how
+    readers see it, where it was read from and the per-channel ``mean`` and ``std``."""
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -104,17 +103,14 @@ class TensorData:
         )
 
 
-# ---- Files: directories and zips read in place, images decoded with PIL ----
-
-
-class Files:
-    """Files of folders and zips, named relative to the container's parent folder: the same
-    name (``tiny-imagenet-32/train/...``) zipped or extracted."""
+class Files(contextlib.ExitStack):
+    """Files of folders and zips, named relative to the container's parent folder (the
+    same name zipped or extracted); closing it closes the zips."""
 
     def __init__(self, paths: Sequence[Path]) -> None:
+        super().__init__()
         self.label = " + ".join(p.name for p in paths)
         self.where: dict[str, tuple[Path, zipfile.ZipFile | None]] = {}
-        self._zips: list[zipfile.ZipFile] = []
         for path in paths:
             if path.is_dir():
                 for folder, _, names in os.walk(path):
@@ -123,21 +119,17 @@ class Files:
                         self.where[f"{rel}/{name}"] = (Path(folder, name), None)
                 continue
             try:
-                zf = zipfile.ZipFile(path)
+                zf = self.enter_context(zipfile.ZipFile(path))
             except (zipfile.BadZipFile, OSError, EOFError) as err:
                 self.close()
                 raise corrupt(path, f"not a readable zip archive: {err}") from err
-            self._zips.append(zf)
             for info in zf.infolist():
                 if not info.is_dir():
                     self.where[info.filename] = (path, zf)
 
     def names(self) -> list[str]:
         """All names, without hidden files and macOS ``__MACOSX`` debris."""
-        hidden = (".", "__MACOSX")
-        return [
-            n for n in self.where if not any(p.startswith(hidden) for p in n.split("/"))
-        ]
+        return [n for n in self.where if not re.search(r"(^|/)(\.|__MACOSX)", n)]
 
     def read(self, name: str) -> bytes:
         if name not in self.where:
@@ -151,16 +143,6 @@ class Files:
     def text(self, name: str) -> str:
         return self.read(name).decode("utf-8")
 
-    def close(self) -> None:
-        for zf in self._zips:
-            zf.close()
-
-    def __enter__(self) -> Files:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
 
 _CODECS = {".webp": "webp", ".jpg": "jpg", ".jpeg": "jpg", ".png": "zlib"}
 DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
@@ -170,8 +152,6 @@ def check_codec(name: str) -> None:
     """Raise :class:`MissingCodecError` when this Pillow lacks the codec ``name`` needs."""
     codec = _CODECS.get(posixpath.splitext(name)[1].lower())
     if codec is not None and not features.check(codec):
-        import PIL
-
         raise MissingCodecError(
             f"{name} is a {codec.upper()} image, but this Pillow ({PIL.__version__}) was "
             f"built without {codec.upper()} support, so it cannot decode it (the file is "
@@ -247,8 +227,11 @@ def keep_first(entries: list[tuple[str, int]], per_class: int | None) -> list:
     return [entries[i] for i in first_indices([y for _, y in entries], per_class)]
 
 
-def imagefolder_entries(files: Files, root: str | None) -> tuple[list, list[str]]:
-    """(name, label) of every image under ``root/<class>/``; ``None`` finds the root."""
+def decode_folder(
+    files: Files, root: str | None, per_class: int | None, size: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Images, labels and classes of the ImageFolder tree ``root/<class>/`` (``None``
+    finds the root), decoding only the kept images."""
     images = [n for n in files.names() if n.lower().endswith(IMAGE_EXTENSIONS)]
     if root is None:
         roots = {posixpath.dirname(posixpath.dirname(n)) for n in images}
@@ -259,21 +242,11 @@ def imagefolder_entries(files: Files, root: str | None) -> tuple[list, list[str]
             )
         root = roots.pop()
     prefix = f"{root}/" if root else ""
-    pairs = [
-        (n, n[len(prefix) :].split("/", 1)[0])
-        for n in images
-        if n.startswith(prefix) and "/" in n[len(prefix) :]
-    ]
+    below = [(n, n[len(prefix) :]) for n in images if n.startswith(prefix)]
+    pairs = [(n, rest.split("/", 1)[0]) for n, rest in below if "/" in rest]
     classes = sorted({c for _, c in pairs})
     index = {c: i for i, c in enumerate(classes)}
-    return [(n, index[c]) for n, c in pairs], classes
-
-
-def decode_folder(
-    files: Files, root: str | None, per_class: int | None, size: int | None = None
-) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """Images, labels and classes of an ImageFolder tree, decoding only the kept images."""
-    entries, classes = imagefolder_entries(files, root)
+    entries = [(n, index[c]) for n, c in pairs]
     if not entries:
         raise DatasetMissingError(
             f"{files.label} holds no images ({', '.join(IMAGE_EXTENSIONS)}) "
@@ -296,9 +269,6 @@ def stamp(path: Path) -> list:
             count, sizes = count + 1, sizes + st.st_size
             mtimes = max(mtimes, st.st_mtime_ns)
     return [str(path), count, sizes, mtimes]
-
-
-# ---- Pickled batches: CIFAR-10 and Imagenet32/64, flat uint8 rows ----
 
 
 def unpickle(path: Path) -> dict:
@@ -328,8 +298,7 @@ def iter_batches(
     first_label: int,
     per_class: int | None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """(images, labels) of one pickled batch after another; with ``per_class``, stop
-    reading once every class is full."""
+    """(images, labels) of each pickled batch in turn, until ``per_class`` is met."""
     counts = np.zeros(n_classes, dtype=np.int64)
     for path in paths:
         batch = unpickle(path)
@@ -349,9 +318,6 @@ def iter_batches(
         yield torch.from_numpy(x), torch.from_numpy(y)
         if per_class is not None and counts.min() >= per_class:
             break
-
-
-# ---- Downloads: nothing half-made survives a failure ----
 
 
 def download_torchvision(fetch: Callable[[], object], name: str, where: Path,
@@ -379,10 +345,8 @@ def download_file(
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         download_url(url, str(dest.parent), part.name)
-        if not check_integrity(str(part), md5):
-            got = (
-                hashlib.md5(part.read_bytes()).hexdigest() if part.exists() else "none"
-            )
+        got = calculate_md5(str(part)) if part.exists() else "none"
+        if got != md5:
             raise ValueError(
                 f"checksum mismatch: MD5 {got}, the published one is {md5}"
             )
