@@ -1,7 +1,6 @@
 """Dataset readers, one per format: :func:`load_tensors` reads MNIST, CIFAR-10, Tiny
-ImageNet (at 32x32) and Imagenet32/64 straight out of their files and zips as ``uint8``
-tensors, :func:`load_imagefolder` any ``<root>/<class>/<image>`` tree. What needs decoding
-(JPEG, WebP) is decoded once and cached."""
+ImageNet (at 32x32) and Imagenet32/64 out of their files and zips as ``uint8`` tensors,
+:func:`load_imagefolder` any ``<root>/<class>/<image>`` tree; decoding is done once."""
 
 from __future__ import annotations
 
@@ -36,10 +35,9 @@ TINY_IMAGENET_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 TINY_IMAGENET_MD5 = "90528d7ca1a48142e341f4ef8d21d0de"  # the published zip's checksum
 IMAGENET_URL = "https://image-net.org/download-images"
 
-# Per-channel (mean, std) in [0, 1] units over every pixel of the train split, computed once
-# as x = load_tensors(name, "train").images.double() / 255, then the mean and std of each
-# channel over (N, H, W). CIFAR-10 from its JPEG copy (the pickled original gives 0.4914,
-# 0.4822, 0.4465 / 0.2470, 0.2435, 0.2616); Tiny ImageNet from its 32x32 copy. Imagenet32/64
+# Per-channel (mean, std) of x = load_tensors(name, "train").images.double() / 255 over
+# (N, H, W). CIFAR-10 from its JPEG copy (the pickled original gives 0.4914, 0.4822,
+# 0.4465 / 0.2470, 0.2435, 0.2616); Tiny ImageNet from its 32x32 copy. Imagenet32/64
 # reuse Tiny ImageNet's values (the same kind of photographs; not measured on them).
 STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "mnist": ((0.1307,), (0.3081,)),
@@ -49,12 +47,8 @@ STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
 STATS["imagenet32"] = STATS["imagenet64"] = STATS["tiny-imagenet"]
 
 
-# ---- MNIST: IDX files ----
-
-
 def read_idx(path: Path) -> np.ndarray:
     """An IDX file of unsigned bytes (MNIST's format, ``.gz`` or not) as a numpy array."""
-    path = Path(path)
     try:
         raw = path.read_bytes()
         raw = gzip.decompress(raw) if path.suffix == ".gz" else raw
@@ -63,8 +57,7 @@ def read_idx(path: Path) -> np.ndarray:
     if len(raw) < 4 or raw[:3] != b"\x00\x00\x08":
         magic = raw[:4].hex() or "missing"
         raise corrupt(path, f"not an IDX file of unsigned bytes (magic number {magic})")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
+    ndim, header = raw[3], 4 + 4 * raw[3]
     dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     expected = header + int(np.prod(dims))
     if len(raw) != expected:
@@ -79,10 +72,8 @@ def _mnist_files(root: Path, split: str, download: bool) -> tuple[Path, Path]:
     wanted = (f"{stem}-images-idx3-ubyte", f"{stem}-labels-idx1-ubyte")
 
     def find() -> list[Path | None]:
-        return [
-            next((raw / f for f in (n, n + ".gz") if (raw / f).is_file()), None)
-            for n in wanted
-        ]
+        options = [(raw / n, raw / f"{n}.gz") for n in wanted]
+        return [next((p for p in pair if p.is_file()), None) for pair in options]
 
     if None in find():
         if not download:
@@ -107,11 +98,8 @@ def _load_mnist(
     images_path, labels_path = _mnist_files(root, split, download)
     images, labels = read_idx(images_path), read_idx(labels_path).astype(np.int64)
     if images.ndim != 3 or labels.shape != (len(images),) or labels.max(initial=0) > 9:
-        raise corrupt(
-            images_path,
-            f"images {images.shape} and labels {labels.shape} in {labels_path.name} "
-            "are not MNIST",
-        )
+        shapes = f"images {images.shape} and labels {labels.shape}"
+        raise corrupt(images_path, f"{shapes} in {labels_path.name} are not MNIST")
     keep = first_indices(labels, per_class)
     return TensorData(
         torch.from_numpy(images[keep]).unsqueeze(1),
@@ -134,9 +122,6 @@ def torchvision_mnist(
                 plain = gzip.decompress(path.read_bytes())
                 atomic_write(path.with_suffix(""), lambda f, b=plain: f.write(b))
     return datasets.MNIST(root, train=train, transform=transform, download=False)
-
-
-# ---- CIFAR-10 and Imagenet32/64: pickled batches of flat uint8 rows ----
 
 
 def _load_cifar10(
@@ -215,25 +200,19 @@ def _load_imagenet(
     res: int, root: Path, split: str, per_class: int | None, mmap: bool
 ) -> TensorData:
     paths, classes = _imagenet_sources(res, root, split)
-    shape = (3, res, res)
+    args = (paths, (3, res, res), 1000, 1, per_class)  # 1000 classes, labels from 1
     where = describe_path(paths[0].parent)
     if mmap:  # written once to a uint8 file in the cache, shared by every process
         key = [res, split, per_class, [stamp(p) for p in paths]]
-        images, labels = cached_memmap(
-            f"imagenet{res}-{split}-{per_class or 'all'}",
-            key,
-            lambda: iter_batches(paths, shape, 1000, 1, per_class),
-        )
+        name = f"imagenet{res}-{split}-{per_class or 'all'}"
+        images, labels = cached_memmap(name, key, lambda: iter_batches(*args))
         where += ", memory-mapped from the cache"
     else:
-        images, labels = read_batches(paths, shape, 1000, 1, per_class)
+        images, labels = read_batches(*args)
     return TensorData(
         images, labels, classes, f"imagenet{res}", f"Imagenet{res}", where,
         *STATS[f"imagenet{res}"],
     )  # fmt: skip
-
-
-# ---- Tiny ImageNet: the official 64x64 zip, or the course's 32x32 copy ----
 
 
 def _tiny_entries(files: Files, top: str, split: str) -> tuple[list, list[str], bool]:
@@ -268,11 +247,8 @@ def _tiny_entries(files: Files, top: str, split: str) -> tuple[list, list[str], 
 def _load_tiny(
     root: Path, split: str, per_class: int | None, download: bool, cache: bool
 ) -> TensorData:
-    course = (
-        [root / "tiny-imagenet-32-train-1.zip", root / "tiny-imagenet-32-train-2.zip"]
-        if split == "train"
-        else [root / "tiny-imagenet-32-val.zip"]
-    )
+    parts = ["train-1", "train-2"] if split == "train" else ["val"]
+    course = [root / f"tiny-imagenet-32-{part}.zip" for part in parts]
     official = root / "tiny-imagenet-200.zip"
     candidates = [course, [root / "tiny-imagenet-32"], [official]]
     candidates.append([root / "tiny-imagenet-200"])
@@ -292,6 +268,7 @@ def _load_tiny(
         paths = [official]
     big = paths[0].name.startswith("tiny-imagenet-200")
     top = "tiny-imagenet-200" if big else "tiny-imagenet-32"
+    how = "official 64x64 images, 2x2 box-averaged" if big else "course's 32x32 copy"
 
     def build() -> TensorData:
         with Files(paths) as files:
@@ -302,12 +279,8 @@ def _load_tiny(
                     f"{files.label} holds no {split} images; download it again",
                 )  # fmt: skip
             entries = keep_first(entries, per_class)
-            names = [n for n, _ in entries]
             shrink = box_downscale if official_images else None  # 64x64 to 32x32
-            images = decode_all(files, names, shrink=shrink)
-        how = (
-            "official 64x64 images, 2x2 box-averaged" if big else "course's 32x32 copy"
-        )
+            images = decode_all(files, [n for n, _ in entries], shrink=shrink)
         return TensorData(
             images, torch.tensor([y for _, y in entries], dtype=torch.int64), classes,
             "tiny-imagenet", "Tiny ImageNet-200 at 32x32",
@@ -317,9 +290,6 @@ def _load_tiny(
 
     key = ["tiny-imagenet", split, per_class, [stamp(p) for p in paths]]
     return cached(f"tiny-imagenet-{split}-{per_class or 'all'}", key, build, cache)
-
-
-# ---- The entry points ----
 
 
 def _check_per_class(per_class: int | None) -> None:
@@ -340,7 +310,6 @@ def load_tensors(
     mmap: bool = False,
 ) -> TensorData:
     """One split of a dataset as uint8 tensors; ``split="test"`` is ImageNet's val split.
-
     Looks in ``root`` (default: the data root) for, in this order:
 
     * ``mnist``: ``MNIST/raw/*-ubyte`` (or ``.gz``), else torchvision's download;
@@ -354,8 +323,7 @@ def load_tensors(
       never downloaded (image-net.org needs a login).
 
     ``per_class`` keeps the first images of each class and decodes only those. With
-    ``mmap`` (Imagenet32/64 only), the images are converted once to a ``uint8`` file in the
-    cache and memory-mapped, not read into memory (see :mod:`lenet_utils.cache`).
+    ``mmap`` (Imagenet32/64), the images are memory-mapped from a file in the cache.
     """
     if dataset not in DATASETS:
         raise ValueError(
@@ -386,12 +354,9 @@ def load_imagefolder(
     per_class: int | None = None,
     cache: bool = True,
 ) -> TensorData:
-    """An ImageFolder-layout directory or zip (``<root>/<class>/<image>``) as RGB tensors.
-
-    Classes are the sorted folder names; images are sorted by name within a class and
-    box-resized to ``size`` x ``size`` when given (else they must all share one size). The
-    normalisation statistics are measured on the images read.
-    """
+    """An ImageFolder-layout directory or zip (``<root>/<class>/<image>``) as RGB
+    tensors: classes are the sorted folder names, images sorted by name within a class
+    and box-resized to ``size`` x ``size`` if given (else all must share one size)."""
     _check_per_class(per_class)
     path = Path(path).expanduser().resolve()
     if not path.exists():
