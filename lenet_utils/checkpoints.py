@@ -16,6 +16,12 @@ from .files import atomic_write, check_writable
 
 __all__ = ["History", "resume", "save_checkpoint"]
 
+_AFRESH = "or give another checkpoint path (or delete this one) to start afresh"
+# The optimizer's settings a resume must keep. A scheduler moves "lr" and "momentum"
+# during the run; it keeps the settings they started from in the other keys.
+_HYPERPARAMETERS = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "betas")
+_HYPERPARAMETERS += ("initial_lr", "max_lr", "min_lr", "max_momentum", "base_momentum")
+
 
 @dataclass
 class History:
@@ -72,7 +78,6 @@ def resume(
 
 
 def _model_name(model: nn.Module) -> str:
-    """A short description of the model a checkpoint belongs to (class and settings)."""
     model = unwrap(model)
     return f"{type(model).__name__}({model.extra_repr()})"
 
@@ -110,9 +115,8 @@ def load_checkpoint(
     scheduler=None,
     settings: dict | None = None,
 ) -> History:
-    """Restore a checkpoint written by :func:`save_checkpoint` (loaded ``weights_only``:
-    never pickled code) and return its history; another run's checkpoint is refused with
-    a ``ValueError`` that names the difference."""
+    """Restore a checkpoint of :func:`save_checkpoint` (``weights_only``: never pickled
+    code) and return its history; another run's raises a ``ValueError`` naming why."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # unreadable, truncated, not a checkpoint
@@ -138,9 +142,6 @@ def load_checkpoint(
     return History(list(state["history"]))
 
 
-_AFRESH = "or give another checkpoint path (or delete this one) to start afresh"
-
-
 def _unreadable(path, err: Exception) -> ValueError:
     first = str(err).strip().splitlines()[0][:160] if str(err).strip() else ""
     return ValueError(
@@ -152,8 +153,7 @@ def _unreadable(path, err: Exception) -> ValueError:
 def _check_same_run(
     path, state: dict, model: nn.Module, optimizer, scheduler, settings
 ) -> None:
-    """Refuse a checkpoint of another model, number of processes or schedule length, or
-    saved with other settings (the run's, then the optimizer's)."""
+    """Refuse a checkpoint of another model, process count, schedule or settings."""
     saved, current = state.get("model_name"), _model_name(model)
     if saved is not None and saved != current:
         raise ValueError(
@@ -190,12 +190,6 @@ def _check_same_run(
                 f"checkpoint {path} was saved with {what}: resume it with the settings "
                 f"it was started with, {_AFRESH}"
             )
-
-
-# The optimizer's settings a resume must keep. A scheduler moves "lr" and "momentum"
-# during the run; it keeps the settings they started from in the other keys.
-_HYPERPARAMETERS = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "betas")
-_HYPERPARAMETERS += ("initial_lr", "max_lr", "min_lr", "max_momentum", "base_momentum")
 
 
 def _optimizer_settings(optimizer_state: dict, scheduled: bool) -> dict:
