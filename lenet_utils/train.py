@@ -1,11 +1,10 @@
-"""The chapters' training runs from the command line, in one process or under torchrun.
+"""The chapters' training runs from the command line, in one process or under torchrun:
 
     python -m lenet_utils.train --recipe mnist
     torchrun --standalone --nproc_per_node=2 -m lenet_utils.train --recipe mnist
 
-A recipe (:data:`RECIPES`) is a chapter's run, trained by the chapters' own code; every
-option overrides it. Under ``torchrun`` rank 0 alone prints, checkpoints and records.
-"""
+A recipe (:data:`RECIPES`) is a chapter's run; every option overrides it. Under
+``torchrun`` rank 0 alone prints, checkpoints and records."""
 
 from __future__ import annotations
 
@@ -19,6 +18,7 @@ import sys
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from . import distributed
 from .config import BUDGET_ENV, BUDGETS, DEVICES, budget, describe_path, device_name
@@ -174,29 +174,23 @@ TRAINING_SETTINGS = ("dataset", "variant", "batchnorm", "epochs", "batch_size", 
 
 def settings(args: argparse.Namespace) -> dict:
     """The recipe with the options given on the command line put over it."""
-    out = dict(RECIPES[args.recipe])
+    s = dict(RECIPES[args.recipe])
     for key in TRAINING_SETTINGS[:11]:  # those a recipe sets
         if getattr(args, key) is not None:
-            out[key] = getattr(args, key)
+            s[key] = getattr(args, key)
     smoke = budget() == "smoke"
     if smoke and args.epochs is None:
-        out["epochs"] = 2
-    if out["dataset"] != RECIPES[args.recipe]["dataset"]:  # smoke sizes, target: theirs
-        other = next(r for r in RECIPES.values() if r["dataset"] == out["dataset"])
-        out["smoke"], out["target"] = other["smoke"], None
-    if any(out[k] != RECIPES[args.recipe][k] for k in ("variant", "batchnorm")):
-        out["target"] = None  # the chapter's target was set for its own model
-    for key, default in zip(("per_class", "test_per_class"), out["smoke"]):
+        s["epochs"] = 2
+    if s["dataset"] != RECIPES[args.recipe]["dataset"]:  # smoke sizes, target: theirs
+        other = next(r for r in RECIPES.values() if r["dataset"] == s["dataset"])
+        s["smoke"], s["target"] = other["smoke"], None
+    if any(s[k] != RECIPES[args.recipe][k] for k in ("variant", "batchnorm")):
+        s["target"] = None  # the chapter's target was set for its own model
+    for key, default in zip(("per_class", "test_per_class"), s["smoke"]):
         given = getattr(args, key)
-        out[key] = given if given is not None else default if smoke else None
-    out["chapter"] = args.chapter or out["chapter"]
-    out["stop_after"], out["seed"] = args.stop_after, args.seed
-    _check_ranges(out, args)
-    return out
-
-
-def _check_ranges(s: dict, args: argparse.Namespace) -> None:
-    """One clear line for a number out of range, before anything is loaded."""
+        s[key] = given if given is not None else default if smoke else None
+    s["chapter"] = args.chapter or s["chapter"]
+    s["stop_after"], s["seed"] = args.stop_after, args.seed
     at_least_1 = lambda v: v is None or v >= 1  # noqa: E731
     checks = [
         (k, s[k], at_least_1, "at least 1")
@@ -214,6 +208,7 @@ def _check_ranges(s: dict, args: argparse.Namespace) -> None:
         if not ok(value):
             flag = "--" + key.replace("_", "-")
             raise ValueError(f"{flag} must be {what}, got {value}")
+    return s
 
 
 def differences(s: dict, recipe: str) -> dict:
@@ -246,30 +241,15 @@ def _prepare(s: dict, args, device: torch.device):
         flip=s["flip"], mode=s["pad_mode"], seed=args.seed, downscale=downscale,
         on_device=not mmap, drop_remainder=args.drop_remainder,
     )  # fmt: skip
-    _check_last_batch(s, loaders[0])
-    return train, test, model.to(device), loaders
-
-
-def _check_last_batch(s: dict, loader) -> None:
-    """Refuse a last batch of one image under batch norm now, not after an epoch."""
-    n, b = loader.shard_size, loader.batch_size
-    if s["batchnorm"] and (n % b or b) == 1:
+    n, b = loaders[0].shard_size, loaders[0].batch_size
+    if s["batchnorm"] and (n % b or b) == 1:  # refused now, not after an epoch
         raise ValueError(
             f"with batch norm, the last training batch of each epoch would hold one "
             f"image ({n:,} images in batches of {b} per process), and batch norm "
             f"cannot normalise a single image: choose another --batch-size, e.g. "
             f"{s['batch_size'] + distributed.world_size()}"
         )
-
-
-def _header(args, s, train, test, run, params: int, loader) -> None:
-    world, backend = run.world, run.backend
-    hardware = f"{device_name(run.device)} | {world} process(es), backend {backend}"
-    print(f"Hardware: {hardware} | budget: {budget()}")
-    sizes = f"{len(train):,} training and {len(test):,} test images"
-    print(f"{args.recipe}: {train.title}, {sizes}; {run.label}, {params:,} parameters")
-    steps = f"{len(loader)} steps of {s['batch_size'] // world} per process"
-    print(f"{s['epochs']} epochs, batch {s['batch_size']} ({steps}), peak lr {s['lr']}")
+    return train, test, model.to(device), loaders
 
 
 def _train(args: argparse.Namespace) -> History:
@@ -284,17 +264,20 @@ def _train(args: argparse.Namespace) -> History:
     device = distributed.join_process_group(args.device, timeout_s=args.timeout)
     train, test, model, (train_loader, test_loader) = _prepare(s, args, device)
     run = _Run(args, s, train.title, device)
-    run.check_record_path()
     params = count_parameters(model)
     if distributed.is_main():
-        _header(args, s, train, test, run, params, train_loader)
+        hardware = f"{device_name(device)} | {run.world} process(es)"
+        print(f"Hardware: {hardware}, backend {run.backend} | budget: {budget()}")
+        sizes = f"{train.title}, {len(train):,} training and {len(test):,} test images"
+        print(f"{args.recipe}: {sizes}; {run.label}, {params:,} parameters")
+        bs = s["batch_size"]
+        steps = f"{len(train_loader)} steps of {bs // run.world} per process"
+        print(f"{s['epochs']} epochs, batch {bs} ({steps}), peak lr {s['lr']}")
     optimizer, scheduler = sgd_one_cycle(
         model, lr=s["lr"], epochs=s["epochs"], steps_per_epoch=len(train_loader),
         weight_decay=s["weight_decay"],
     )  # fmt: skip
-    loss_fn = functools.partial(
-        torch.nn.functional.cross_entropy, label_smoothing=s["label_smoothing"]
-    )
+    loss_fn = functools.partial(F.cross_entropy, label_smoothing=s["label_smoothing"])
     history = fit(
         distributed.wrap(model, device), train_loader, test_loader,
         epochs=s["epochs"], stop_after=args.stop_after, optimizer=optimizer,
@@ -311,25 +294,21 @@ def _train(args: argparse.Namespace) -> History:
 
 
 class _Run:
-    """A run's results: its record (written first) and its optional log."""
+    """A run's results: its record (its path checked at once) and its optional log."""
 
     def __init__(self, args, s: dict, title: str, device) -> None:
         self.args, self.s, self.title, self.device = args, s, title, device
         self.world, self.differs = distributed.world_size(), differences(s, args.recipe)
         self.label = _model_label(s, self.world)
         self.backend = torch.distributed.get_backend() if self.world > 1 else "none"
+        if distributed.is_main() and self.records() and budget() == "full":
+            name = record_name(s["chapter"], title, self.label, device, self.differs)
+            check_writable(results_dir() / name)  # now, before training
 
     def records(self) -> bool:
         """Whether the run ends with a record (written at the full budget only)."""
         whole = self.s["stop_after"] is None or self.s["stop_after"] >= self.s["epochs"]
         return not self.args.no_record and whole
-
-    def check_record_path(self) -> None:
-        """The results folder can take the record: checked before training."""
-        if distributed.is_main() and self.records() and budget() == "full":
-            name = record_name(self.s["chapter"], self.title, self.label, self.device,
-                               self.differs)  # fmt: skip
-            check_writable(results_dir() / name)
 
     def finish(self, history: History, params: int, images: int) -> None:
         """Print the throughput, write the record, then the log; a failed write prints
