@@ -4,8 +4,7 @@ one change to the one before), timed side by side.
     python -m lenet_utils.bench --device cuda --epochs 10
 
 All rungs run in one process from the same initial weights, so their ratios hold on a
-noisy machine; warm-up (compilation) is timed apart, on one batch, before the weights are
-reset. The record goes to ``results/`` as ``kind: "bench"``.
+noisy machine; warm-up (compilation) is timed apart, before the weights are reset.
 """
 
 from __future__ import annotations
@@ -69,15 +68,13 @@ class RungResult:
 
 
 def _rung_model(rung: str, initial: dict, device: torch.device):
-    """The rung's model (from the shared initial weights), the module its steps call, and
-    whether it runs in bf16 and channels_last."""
+    """(model from the initial weights, module its steps call, bf16?, channels_last?)"""
     fast = RUNGS.index(rung) >= RUNGS.index("channels_last + bf16")
     # bf16 on CUDA only: on the course's CPU, bf16 autocast training collapsed to chance
     amp = fast and device.type == "cuda"
     model = LeNet5("modern", input_size=28).to(device)
     model.load_state_dict(initial)
-    if fast:
-        model = model.to(memory_format=torch.channels_last)
+    model = model.to(memory_format=torch.channels_last) if fast else model
     step_model: nn.Module = model
     if rung == "compiled":  # reduce-overhead = CUDA graphs over the whole step
         mode = "reduce-overhead" if device.type == "cuda" else "default"
@@ -110,7 +107,14 @@ def _train_rung(
         loss.backward()
         optimizer.step()
 
-    compile_s = _warm_up(step, batches, compiled=rung == "compiled", device=device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    start = time.perf_counter()  # warm-up (compilation included) on one batch, apart
+    x, y = next(iter(batches()))
+    for _ in range(3 if rung == "compiled" else 1):  # CUDA graphs record on call 3
+        step(x, y)
+    sync(device)
+    compile_s = time.perf_counter() - start
     model.load_state_dict(initial)  # the warm-up steps trained it: start again
     optimizer.state.clear()
 
@@ -133,23 +137,10 @@ def _train_rung(
             time_to_target = train_s
     cuda = device.type == "cuda"
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if cuda else None
-    precision = "bf16" if amp else "fp32"
     return RungResult(
-        rung, batch_size, precision, n_train * epochs / train_s, train_s / epochs,
-        time_to_target, compile_s, peak, top1, epochs,
+        rung, batch_size, "bf16" if amp else "fp32", n_train * epochs / train_s,
+        train_s / epochs, time_to_target, compile_s, peak, top1, epochs,
     )  # fmt: skip
-
-
-def _warm_up(step, batches: Batches, *, compiled: bool, device: torch.device) -> float:
-    """Seconds for the first steps on one batch (compilation included), timed apart."""
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    start = time.perf_counter()
-    x, y = next(iter(batches()))
-    for _ in range(3 if compiled else 1):  # CUDA graphs record on the third call
-        step(x, y)
-    sync(device)
-    return time.perf_counter() - start
 
 
 def _pipelines(
@@ -258,10 +249,7 @@ def speedup(results: list[RungResult]) -> float | None:
 
 
 def record_ladder(
-    results: list[RungResult],
-    device: torch.device,
-    replace: bool = False,
-    **extra,
+    results: list[RungResult], device: torch.device, replace: bool = False, **extra
 ) -> Path | None:
     """The benchmark's record (kind ``bench``, one entry per rung). A ladder that differs
     from the chapter's (epochs, images, rungs) says so in its record and its name."""
