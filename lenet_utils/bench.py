@@ -1,7 +1,5 @@
 """The fast-training ladder: one LeNet-5, six input pipelines (:data:`RUNGS`, each adding
-one change to the one before), timed side by side.
-
-    python -m lenet_utils.bench --device cuda --epochs 10
+one change to the one before), timed side by side: ``python -m lenet_utils.bench``.
 
 All rungs run in one process from the same initial weights, so their ratios hold on a
 noisy machine; warm-up (compilation) is timed apart, before the weights are reset.
@@ -75,10 +73,9 @@ def _rung_model(rung: str, initial: dict, device: torch.device):
     model = LeNet5("modern", input_size=28).to(device)
     model.load_state_dict(initial)
     model = model.to(memory_format=torch.channels_last) if fast else model
-    step_model: nn.Module = model
-    if rung == "compiled":  # reduce-overhead = CUDA graphs over the whole step
-        mode = "reduce-overhead" if device.type == "cuda" else "default"
-        step_model = torch.compile(model, mode=mode)
+    # reduce-overhead = CUDA graphs over the whole step
+    mode = "reduce-overhead" if device.type == "cuda" else "default"
+    step_model = torch.compile(model, mode=mode) if rung == "compiled" else model
     return model, step_model, amp, fast
 
 

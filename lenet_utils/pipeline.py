@@ -150,9 +150,8 @@ def _check_shard(
 
 class TensorLoader:
     """Mini-batches ``(x, y)`` sliced from tensors already on a device (no workers),
-    shuffled with ``torch.randperm`` on that device each epoch and passed through
-    ``transform`` a whole batch at a time; with ``device``, each batch is moved there
-    first (for images that stay on the host, e.g. a memory-mapped file).
+    shuffled there each epoch and passed through ``transform`` a whole batch at a time;
+    with ``device``, each batch is moved there first (e.g. from a memory map).
 
     With ``world_size > 1`` every ``rank`` draws the same permutation (same ``seed`` and
     epoch) and takes every ``world_size``-th index of it from position ``rank``, so the
@@ -160,8 +159,7 @@ class TensorLoader:
     shards must be equal, or a rank with one batch more would wait for ever in DDP's
     all-reduce: ``remainder="error"`` refuses a split that ``world_size`` does not
     divide, ``"drop"`` leaves out the last ``n % world_size`` images of each epoch's
-    permutation, ``"keep"`` allows shards one image apart (for evaluation).
-    """
+    permutation, ``"keep"`` allows shards one image apart (for evaluation)."""
 
     def __init__(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 from typing import Sequence
@@ -42,10 +43,9 @@ def show_images(
     vmax: float | None = None,
     frame: bool = False,
 ) -> plt.Figure:
-    """Show a batch of images (N, C, H, W) or (N, H, W) in a grid, one caption each.
-
-    Grey images share the colour scale ``vmin``..``vmax`` when given; ``frame`` draws a box
-    around each image (useful when the image's border is the page's colour)."""
+    """Show a batch of images (N, C, H, W) or (N, H, W) in a grid, one caption each;
+    grey images share the colour scale ``vmin``..``vmax`` if given, ``frame`` boxes
+    each image (useful when the image's border is the page's colour)."""
     images = images.detach().cpu().float()
     if images.dim() == 4 and images.shape[1] == 1:
         images = images[:, 0]
@@ -113,8 +113,7 @@ def plot_history(
     loss_label: str | dict[str, str] = "cross-entropy",
     acc_ylim: tuple[float, float] | None = None,
 ) -> plt.Figure:
-    """Learning curves: loss and accuracy per epoch, one colour per named run
-    (``histories`` maps a name to a :class:`lenet_utils.training.History`).
+    """Learning curves per epoch, one colour per run (``histories``: name -> History).
     ``loss_label`` names the criterion; a dict gives each run its own, and runs with
     different criteria get separate loss panels (their scales need not compare)."""
     labels = loss_label if isinstance(loss_label, dict) else {}
@@ -223,13 +222,8 @@ def spread_across_classes(
     by_class: dict[int, list[int]] = {}
     for i in index.tolist():
         by_class.setdefault(int(labels[i]), []).append(i)
-    queues = [by_class[c] for c in sorted(by_class)]
-    picked: list[int] = []
-    while len(picked) < n and any(queues):
-        for queue in queues:
-            if queue and len(picked) < n:
-                picked.append(queue.pop(0))
-    return picked
+    rounds = itertools.zip_longest(*(by_class[c] for c in sorted(by_class)))
+    return [i for r in rounds for i in r if i is not None][:n]
 
 
 def show_misclassified(

@@ -323,8 +323,7 @@ def load_tensors(
       never downloaded (image-net.org needs a login).
 
     ``per_class`` keeps the first images of each class and decodes only those. With
-    ``mmap`` (Imagenet32/64), the images are memory-mapped from a file in the cache.
-    """
+    ``mmap`` (Imagenet32/64), the images are memory-mapped from a file in the cache."""
     if dataset not in DATASETS:
         raise ValueError(
             f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}"
