@@ -370,7 +370,16 @@ def main(argv: list[str] | None = None) -> int:
     global DEVICE
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("labels", nargs="*", help=f"some of: {', '.join(EXERCISES)}")
+    parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace the runs' existing records (by default an existing record is kept)",
+    )
     args = parser.parse_args(argv)
+    if (
+        args.replace
+    ):  # record_result reads it: replacing is on purpose, never by accident
+        os.environ["LENET_REPLACE_RECORDS"] = "1"
     unknown = [x for x in args.labels if x not in EXERCISES]
     if unknown:
         parser.error(f"unknown exercise(s) {unknown}: use some of {list(EXERCISES)}")

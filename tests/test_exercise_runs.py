@@ -1,0 +1,44 @@
+"""scripts/exercise_runs.py keeps the recorded exercise runs unless told to replace them."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from lenet_utils.records import record_result
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def script(monkeypatch, tmp_path):
+    spec = importlib.util.spec_from_file_location(
+        "exercise_runs", ROOT / "scripts" / "exercise_runs.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setenv("LENET_RESULTS_DIR", str(tmp_path))
+    monkeypatch.setenv("LENET_BUDGET", "full")
+    monkeypatch.delenv("LENET_REPLACE_RECORDS", raising=False)
+
+    runs = iter(range(11, 20))  # each run records a new figure
+
+    def fake_run():
+        record_result(chapter="MNIST", dataset="MNIST", model="an exercise",
+                      params=1, epochs=1, top1=next(runs), top5=None, train_seconds=1.0,
+                      device=torch.device("cpu"), kind="exercise")  # fmt: skip
+
+    monkeypatch.setitem(module.EXERCISES, "ex-fake", fake_run)
+    return module
+
+
+def test_a_second_run_keeps_the_record_unless_replaced(script, tmp_path, monkeypatch):
+    assert script.main(["ex-fake"]) == 0
+    (path,) = tmp_path.glob("*.json")
+    assert json.loads(path.read_text())["top1"] == 11.0
+    script.main(["ex-fake"])
+    assert json.loads(path.read_text())["top1"] == 11.0  # kept
+    script.main(["--replace", "ex-fake"])
+    assert json.loads(path.read_text())["top1"] == 13.0  # replaced on purpose
