@@ -25,7 +25,7 @@ from .pipeline import TensorLoader, normalize, random_crop_flip
 from .readers import load_tensors, torchvision_mnist
 from .records import record_result
 from .storage import TensorData, first_indices
-from .training import evaluate, sgd_one_cycle
+from .training import autocast, evaluate, grad_scaler, precision, sgd_one_cycle
 
 __all__ = ["HEADER", "main", "record_ladder", "run_ladder", "speedup"]
 
@@ -35,16 +35,13 @@ RUNGS = (
     "tensor data",  # decoded uint8 tensors, normalised per batch, copied per batch
     "data on device",  # the whole dataset on the device, shuffled and augmented there
     "large batch",  # batch 512, the learning rate scaled by the sqrt of the ratio
-    "channels_last + bf16",  # the NHWC memory format and, on CUDA, bf16 autocast
+    "channels_last + amp",  # NHWC, and mixed precision by training.precision's rule
     "compiled",  # torch.compile (on a GPU with CUDA graphs: mode="reduce-overhead")
 )
 SMALL_BATCH, LARGE_BATCH = 64, 512
 EPOCHS = 10  # per rung: the chapter's run
 TARGET = 99.0  # test top-1 (%) for "time to target"
-# SGD with Nesterov momentum and a one-cycle schedule on every rung, peaking at 0.05 for
-# batch 64. For batch 512 the peak is scaled by sqrt(512 / 64): linear scaling (0.4)
-# diverges for LeNet-5 without batch norm in short runs; square-root scaling (0.14) trains.
-BASE_LR = 0.05
+BASE_LR = 0.05  # the one-cycle's peak for batch 64: see lr_for_batch
 
 Batches = Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]
 
@@ -65,18 +62,31 @@ class RungResult:
     epochs: int
 
 
+def lr_for_batch(batch_size: int) -> float:
+    """The peak learning rate for ``batch_size``: 0.05 at 64, times the square root of
+    the ratio (linear scaling, 0.4 at 512, diverged for LeNet-5 without batch norm in
+    short runs; 0.14 trains). The ladder and the GPU sweep both use it."""
+    return BASE_LR * (batch_size / SMALL_BATCH) ** 0.5
+
+
+def _peak_mb(device: torch.device, reset: bool = False) -> float | None:
+    """CUDA: the most memory allocated since the last ``reset`` (MB); elsewhere None."""
+    if device.type == "cuda" and reset:
+        torch.cuda.reset_peak_memory_stats(device)
+    cuda = device.type == "cuda"
+    return torch.cuda.max_memory_allocated(device) / 2**20 if cuda else None
+
+
 def _rung_model(rung: str, initial: dict, device: torch.device):
-    """(model from the initial weights, module its steps call, bf16?, channels_last?)"""
-    fast = RUNGS.index(rung) >= RUNGS.index("channels_last + bf16")
-    # bf16 on CUDA only: on the course's CPU, bf16 autocast training collapsed to chance
-    amp = fast and device.type == "cuda"
+    """(model from the initial weights, module its steps call, precision, NHWC?)"""
+    fast = RUNGS.index(rung) >= RUNGS.index("channels_last + amp")
     model = LeNet5("modern", input_size=28).to(device)
     model.load_state_dict(initial)
     model = model.to(memory_format=torch.channels_last) if fast else model
     # reduce-overhead = CUDA graphs over the whole step
     mode = "reduce-overhead" if device.type == "cuda" else "default"
     step_model = torch.compile(model, mode=mode) if rung == "compiled" else model
-    return model, step_model, amp, fast
+    return model, step_model, precision(device, fast), fast
 
 
 def _train_rung(
@@ -92,20 +102,22 @@ def _train_rung(
     target: float,
 ) -> RungResult:
     """Train one rung from the shared initial weights and time it."""
-    model, step_model, amp, fast = _rung_model(rung, initial, device)
-    lr = BASE_LR * (batch_size / SMALL_BATCH) ** 0.5
+    model, step_model, chosen, fast = _rung_model(rung, initial, device)
     n_train, steps = len(train), -(-len(train) // batch_size)
-    optimizer, sched = sgd_one_cycle(model, lr=lr, epochs=epochs, steps_per_epoch=steps)
+    optimizer, sched = sgd_one_cycle(
+        model, lr=lr_for_batch(batch_size), epochs=epochs, steps_per_epoch=steps
+    )
+    scaler = grad_scaler(chosen)  # on for fp16 only, as in fit
 
     def step(x: torch.Tensor, y: torch.Tensor) -> None:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        with autocast(device, chosen):
             loss = nn.functional.cross_entropy(step_model(x), y)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)  # skips a step whose fp16 gradients overflowed
+        scaler.update()
 
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    _peak_mb(device, reset=True)
     start = time.perf_counter()  # warm-up (compilation included) on one batch, apart
     x, y = next(iter(batches()))
     for _ in range(3 if rung == "compiled" else 1):  # CUDA graphs record on call 3
@@ -129,14 +141,12 @@ def _train_rung(
             sched.step()
         sync(device)
         train_s += time.perf_counter() - start
-        top1 = evaluate(model, test_loader, device, amp=amp)["top1"]
+        top1 = evaluate(model, test_loader, device, amp=fast)["top1"]
         if time_to_target is None and top1 >= target:
             time_to_target = train_s
-    cuda = device.type == "cuda"
-    peak = torch.cuda.max_memory_allocated(device) / 2**20 if cuda else None
     return RungResult(
-        rung, batch_size, "bf16" if amp else "fp32", n_train * epochs / train_s,
-        train_s / epochs, time_to_target, compile_s, peak, top1, epochs,
+        rung, batch_size, chosen, n_train * epochs / train_s, train_s / epochs,
+        time_to_target, compile_s, _peak_mb(device), top1, epochs,
     )  # fmt: skip
 
 
@@ -180,7 +190,7 @@ def _pipelines(
         "tensor data": (tensor_data, SMALL_BATCH),
         "data on device": (on_device(SMALL_BATCH, False), SMALL_BATCH),
         "large batch": (on_device(LARGE_BATCH, False), LARGE_BATCH),
-        "channels_last + bf16": (on_device(LARGE_BATCH, True), LARGE_BATCH),
+        "channels_last + amp": (on_device(LARGE_BATCH, True), LARGE_BATCH),
         "compiled": (on_device(LARGE_BATCH, True), LARGE_BATCH),
     }
 

@@ -16,7 +16,10 @@ from .checkpoints import History, resume, save_checkpoint
 from .config import get_device, progress_bars, sync
 from .distributed import all_reduce_max, is_main, sum_over_ranks, unwrap
 
-__all__ = ["History", "evaluate", "fit", "predict", "sgd_one_cycle"]
+__all__ = [
+    "History", "autocast", "evaluate", "fit", "grad_scaler", "precision", "predict",
+    "sgd_one_cycle",
+]  # fmt: skip
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
@@ -41,7 +44,7 @@ def train_one_epoch(
     for step, (x, y) in enumerate(_bar(batches, progress, epoch)):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
-        with _autocast(device, amp):
+        with autocast(device, precision(device, amp)):
             logits = model(x)
             loss = loss_fn(logits.float(), y)
         if scaler is None:
@@ -74,7 +77,7 @@ def evaluate(
     total, loss_sum, correct = 0, 0.0, None
     for x, y in batches:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        with _autocast(device, amp):
+        with autocast(device, precision(device, amp)):
             logits = model(x)
             if flip_tta:
                 mirror = model(x.flip(-1)).float().softmax(1)
@@ -125,7 +128,7 @@ def fit(
     model.to(device)
     _check_labels(model, train, test)
     history = resume(checkpoint, model, optimizer, scheduler, settings, device)
-    scaler, say = _scaler(device, amp), _printer(progress)
+    scaler, say = grad_scaler(precision(device, amp)), _printer(progress)
     last = epochs if stop_after is None else min(stop_after, epochs)
     for epoch in _bar(range(len(history.epochs), last), progress, "epochs"):
         _set_epoch(train, epoch)  # the same shuffle on every rank, and after a resume
@@ -155,7 +158,7 @@ def predict(
     model.eval()
     preds, labels = [], []
     for x, y in batches:
-        with _autocast(device, amp):
+        with autocast(device, precision(device, amp)):
             preds.append(model(x.to(device)).argmax(1).cpu())
         labels.append(y.cpu())
     if not preds:
@@ -243,28 +246,31 @@ class _EpochSums:
         )
 
 
-def _amp_dtype(device: torch.device) -> torch.dtype:
-    """bf16 on GPUs with native bf16 (Ampere and newer), fp16 on older ones (e.g. a T4)."""
-    ampere = torch.cuda.get_device_capability(device)[0] >= 8
-    return torch.bfloat16 if ampere else torch.float16
+def precision(device: torch.device, amp: bool = True) -> str:
+    """The precision rule of ``fit`` and the ladder: ``"bf16"`` autocast on CUDA GPUs
+    with native bf16 (compute capability 8.0 and up), ``"fp16"`` with a gradient scaler
+    on older ones (Colab's T4: 7.5), else ``"fp32"`` (bf16 on a CPU trained badly)."""
+    if not (amp and device.type == "cuda"):
+        return "fp32"
+    return "bf16" if torch.cuda.get_device_capability(device)[0] >= 8 else "fp16"
 
 
-def _autocast(device: torch.device, amp: bool):
-    """Mixed precision on CUDA; a no-op elsewhere (bf16 on the CPU trains LeNet-5 badly)."""
-    if amp and device.type == "cuda":
-        return torch.autocast("cuda", dtype=_amp_dtype(device))
-    return torch.autocast(device.type, enabled=False)
+def autocast(device: torch.device, chosen: str):
+    """Autocast in ``chosen`` (a :func:`precision`), a no-op for ``"fp32"``."""
+    if chosen == "fp32":
+        return torch.autocast(device.type, enabled=False)
+    dtype = torch.bfloat16 if chosen == "bf16" else torch.float16
+    return torch.autocast(device.type, dtype=dtype)
 
 
-def _scaler(device: torch.device, amp: bool):
-    """A gradient scaler for fp16 training (bf16 needs none), else ``None``."""
-    if not (amp and device.type == "cuda" and _amp_dtype(device) == torch.float16):
-        return None
-    # torch.amp.GradScaler is new in torch 2.3; torch 2.2 (the last release for Intel Macs)
-    # has only torch.cuda.amp.GradScaler, which later releases deprecate.
+def grad_scaler(chosen: str):
+    """A gradient scaler, on for ``"fp16"`` only (small gradients would underflow); off,
+    its ``scale``, ``step`` and ``update`` pass the loss and the step through as is."""
+    # torch.amp.GradScaler is new in torch 2.3; torch 2.2 (the last for Intel Macs) has
+    # only torch.cuda.amp.GradScaler, which later releases deprecate.
     if not hasattr(torch.amp, "GradScaler"):
-        return torch.cuda.amp.GradScaler()
-    return torch.amp.GradScaler("cuda")
+        return torch.cuda.amp.GradScaler(enabled=chosen == "fp16")
+    return torch.amp.GradScaler("cuda", enabled=chosen == "fp16")
 
 
 def _bar(iterable, progress: bool, epoch: int | str | None):

@@ -1,7 +1,11 @@
 """The benchmark ladder on a tiny generated MNIST: every rung runs, its figures are
 consistent, and the record has the course's fields."""
 
+import contextlib
 import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -105,3 +109,107 @@ def test_command_line(tiny_mnist, capsys):
     assert "images/s" in out and "baseline" in out and "large batch" in out
     assert [r.rung for r in results] == ["baseline", "large batch"]
     assert not (tiny_mnist / "results").exists()
+
+
+def test_the_learning_rate_rule_is_one_function_the_ladder_uses(
+    tiny_mnist, monkeypatch
+):
+    assert bench.lr_for_batch(64) == 0.05
+    assert bench.lr_for_batch(512) == pytest.approx(0.05 * 8**0.5)
+    asked = []
+    rule = bench.lr_for_batch
+    monkeypatch.setattr(bench, "lr_for_batch", lambda b: asked.append(b) or rule(b))
+    bench.run_ladder("cpu", epochs=1, rungs=["data on device", "large batch"],
+                     log=lambda s: None)  # fmt: skip
+    assert asked == [64, 512]
+
+
+class CountingScaler:
+    """A gradient scaler that counts its calls and scales nothing (the CPU has no fp16
+    gradients to scale)."""
+
+    def __init__(self) -> None:
+        self.calls = {"scale": 0, "step": 0, "update": 0}
+
+    def scale(self, loss):
+        self.calls["scale"] += 1
+        return loss
+
+    def step(self, optimizer) -> None:
+        self.calls["step"] += 1
+        optimizer.step()
+
+    def update(self) -> None:
+        self.calls["update"] += 1
+
+
+def test_each_rung_runs_and_is_labelled_in_the_rules_precision(tiny_mnist, monkeypatch):
+    """With the rule faked to answer fp16 (a T4), the mixed-precision rungs autocast in
+    fp16 and step through a gradient scaler, and say fp16; the others say fp32."""
+    asked, autocasts, scalers = [], [], {}
+
+    def rule(device, amp=True):
+        asked.append(device.type)
+        return "fp16" if amp else "fp32"
+
+    def autocast(device, chosen):
+        autocasts.append(chosen)
+        return contextlib.nullcontext()
+
+    def scaler(chosen):
+        scalers[chosen] = CountingScaler()
+        return scalers[chosen]
+
+    monkeypatch.setattr(bench, "precision", rule)
+    monkeypatch.setattr(bench, "autocast", autocast)
+    monkeypatch.setattr(bench, "grad_scaler", scaler)
+    rungs = ["large batch", "channels_last + amp"]
+    results = bench.run_ladder("cpu", epochs=1, rungs=rungs, log=lambda s: None)
+    assert [r.precision for r in results] == ["fp32", "fp16"]
+    assert set(asked) == {"cpu"} and set(autocasts) == {"fp32", "fp16"}
+    steps = 1 + 1  # the warm-up step, then one epoch of 500 images in one batch
+    assert scalers["fp16"].calls == {"scale": steps, "step": steps, "update": steps}
+
+
+def test_peak_memory_is_read_on_cuda_and_none_elsewhere(monkeypatch):
+    calls = []
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", calls.append)
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda d: 3 * 2**20)
+    cuda = torch.device("cuda")
+    assert bench._peak_mb(cuda, reset=True) == 3.0 and calls == [cuda]
+    assert bench._peak_mb(cuda) == 3.0 and calls == [cuda]  # read, not reset
+    assert bench._peak_mb(torch.device("cpu"), reset=True) is None and len(calls) == 1
+
+
+def test_each_rung_records_the_peak_memory_measured_around_it(tiny_mnist, monkeypatch):
+    events = []
+
+    def peak(device, reset=False):
+        events.append("reset" if reset else "read")
+        return None if reset else 12.5
+
+    monkeypatch.setattr(bench, "_peak_mb", peak)
+    results = bench.run_ladder("cpu", epochs=1, rungs=["large batch"] * 2,
+                               log=lambda s: None)  # fmt: skip
+    assert [r.peak_mem_mb for r in results] == [12.5, 12.5]
+    assert events == ["reset", "read", "reset", "read"]
+
+
+def test_the_books_bench_table_leaves_out_a_column_no_rung_measured():
+    pytest.importorskip("sphinx", reason="the book's extensions need Sphinx")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "book" / "_ext"))
+    from docutils import nodes
+    from results_table import BENCH_COLUMNS, bench_tables
+
+    def titles(record: dict) -> list[str]:
+        (_, table) = bench_tables([record])
+        (head,) = table.findall(nodes.thead)
+        return [entry.astext() for entry in head.findall(nodes.entry)]
+
+    cpu = [asdict(rung("baseline", 100.0)), asdict(rung("compiled", 300.0))]
+    record = {"dataset": "MNIST", "model": "m", "device": "d", "torch": "t",
+              "commit": "c", "date": "today", "rungs": cpu}  # fmt: skip
+    assert "peak MB" not in titles(record)
+    assert len(titles(record)) == len(BENCH_COLUMNS) - 1
+    gpu = [*cpu[:1], {**cpu[1], "peak_mem_mb": 180.0}]  # one rung measured it
+    assert titles({**record, "rungs": gpu}) == [t for _, t in BENCH_COLUMNS]

@@ -4,11 +4,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import contextlib
+
 import pytest
 import torch
 from torch import nn
 
-from lenet_utils import plots
+from lenet_utils import plots, training
 from lenet_utils.pipeline import TensorLoader
 from lenet_utils.models import LeNet5, count_parameters
 from lenet_utils.checkpoints import load_checkpoint
@@ -355,3 +357,59 @@ def test_runs_with_different_losses_get_separate_axes():
     fig = plots.plot_history(runs, title="T")
     assert [ax.get_ylabel() for ax in fig.axes] == ["cross-entropy", "accuracy (%)"]
     matplotlib.pyplot.close("all")
+
+
+# The precision rule, on faked devices: (compute capability, what fit and the ladder run).
+DEVICES = {"H100-like": ((9, 0), "bf16"), "A100-like": ((8, 0), "bf16"),
+           "T4-like": ((7, 5), "fp16"), "V100-like": ((7, 0), "fp16")}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", DEVICES)
+def test_the_precision_rule_follows_the_gpus_capability(name, monkeypatch):
+    capability, want = DEVICES[name]
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: capability)
+    cuda = torch.device("cuda")
+    assert training.precision(cuda) == want
+    assert training.precision(cuda, amp=False) == "fp32"  # amp off: fp32 everywhere
+
+
+def test_the_cpu_trains_in_fp32_whatever_it_could_do(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: (9, 0))
+    assert training.precision(torch.device("cpu")) == "fp32"
+    assert training.precision(torch.device("mps")) == "fp32"
+
+
+@pytest.mark.parametrize("chosen", ["bf16", "fp16", "fp32"])
+def test_the_gradient_scaler_is_on_for_fp16_only(chosen, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a GPU, faked
+    assert training.grad_scaler(chosen).is_enabled() == (chosen == "fp16")
+
+
+def test_autocast_runs_in_the_chosen_precision():
+    cpu, x = torch.device("cpu"), torch.ones(4, 4)
+    with training.autocast(cpu, "bf16"):
+        assert (x @ x).dtype == torch.bfloat16
+    with training.autocast(cpu, "fp32"):
+        assert (x @ x).dtype == torch.float32
+
+
+def test_fit_trains_in_the_rules_precision_with_its_scaler(monkeypatch):
+    """fit asks the rule (faked: fp16 on the CPU) and steps through its scaler."""
+    asked, scalers = [], []
+
+    def rule(device, amp=True):
+        asked.append(device.type)
+        return "fp16" if amp else "fp32"
+
+    def scaler(chosen):
+        scalers.append(chosen)
+        return real_scaler("fp32")  # off: the CPU cannot scale fp16 gradients
+
+    real_scaler = training.grad_scaler
+    monkeypatch.setattr(training, "precision", rule)
+    monkeypatch.setattr(training, "grad_scaler", scaler)
+    monkeypatch.setattr(training, "autocast", lambda d, c: contextlib.nullcontext())
+    train, test = loaders()
+    model, opt = make()
+    train_cpu(model, train, test, opt, 1)
+    assert scalers == ["fp16"] and set(asked) == {"cpu"}

@@ -60,6 +60,21 @@ BENCH_COLUMNS: tuple[tuple[str, str], ...] = (
     ("top1", "top-1 %"),
 )
 
+#: Bench fields that only some devices can measure (peak memory: CUDA alone). A ladder
+#: none of whose rungs measured one leaves its column out instead of a column of dashes.
+MEASURED_WHERE_POSSIBLE: tuple[str, ...] = ("peak_mem_mb",)
+
+
+def bench_columns(rungs: list[dict]) -> tuple[tuple[str, str], ...]:
+    """The bench table's columns for these rungs: those measured where possible only if
+    some rung measured them."""
+    return tuple(
+        (key, title)
+        for key, title in BENCH_COLUMNS
+        if key not in MEASURED_WHERE_POSSIBLE
+        or any(r.get(key) is not None for r in rungs)
+    )
+
 
 def read_records(folder: Path) -> list[dict]:
     """Every record in ``folder``, in chapter order."""
@@ -126,12 +141,17 @@ class ResultsTable(SphinxDirective):
         if kind == "exercise":
             return [_table(EXERCISE_COLUMNS, runs)]
         if kind == "bench":
-            out: list[nodes.Node] = []
-            for r in runs:
-                out += [nodes.paragraph(text=_bench_heading(r))]
-                out += [_table(BENCH_COLUMNS, r["rungs"])]
-            return out
+            return bench_tables(runs)
         return [_table(COLUMNS, runs)]
+
+
+def bench_tables(runs: list[dict]) -> list[nodes.Node]:
+    """Each benchmark's heading, then its table of rungs."""
+    out: list[nodes.Node] = []
+    for r in runs:
+        out += [nodes.paragraph(text=_bench_heading(r))]
+        out += [_table(bench_columns(r["rungs"]), r["rungs"])]
+    return out
 
 
 def _table(columns, rows) -> nodes.table:
