@@ -27,7 +27,7 @@ from .records import record_result
 from .storage import TensorData, first_indices
 from .training import autocast, evaluate, grad_scaler, precision, sgd_one_cycle
 
-__all__ = ["HEADER", "main", "record_ladder", "run_ladder", "speedup"]
+__all__ = ["HEADER", "lr_for_batch", "main", "record_ladder", "run_ladder", "speedup"]
 
 #: The rungs, in order: each adds one change to the one before.
 RUNGS = (

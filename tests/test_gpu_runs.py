@@ -1,0 +1,135 @@
+"""scripts/gpu_runs.py, the one command for every GPU measurement, checked on the CPU:
+every part runs under the smoke budget from the data folder it is given, records
+nothing, and a part without its data says so and lets the others run."""
+
+import importlib.util
+import json
+import os
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from lenet_utils.readers import load_tensors
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def gpu_runs(monkeypatch, tmp_path):
+    """The script as a module; records, if any, would land in ``tmp_path/results``."""
+    spec = importlib.util.spec_from_file_location(
+        "gpu_runs", ROOT / "scripts" / "gpu_runs.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "gpu_runs", module)  # its dataclasses look it up
+    spec.loader.exec_module(module)
+    monkeypatch.setenv("LENET_RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.setenv("LENET_BUDGET", "smoke")
+    # main() points LENET_DATA_ROOT at --data: the session's root comes back afterwards
+    monkeypatch.setenv("LENET_DATA_ROOT", os.environ["LENET_DATA_ROOT"])
+    return module
+
+
+def part_lines(out: str, name: str) -> list[str]:
+    return [line for line in out.splitlines() if line.startswith(f"== {name}: ")]
+
+
+def test_the_plan_fits_eight_minutes_on_one_h100(gpu_runs):
+    assert sum(p.estimate_s for p in gpu_runs.PARTS) <= 8 * 60
+    names = [p.name for p in gpu_runs.PARTS]
+    assert names == ["ladder", "sweep", "mnist", "cifar10", "tiny-imagenet"]
+
+
+def test_a_part_without_its_data_says_so_and_the_others_run(gpu_runs, tmp_path, capsys):
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    assert gpu_runs.main(["--data", str(empty), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    for part in gpu_runs.PARTS:
+        (line,) = part_lines(out, part.name)
+        assert "skipped, data missing" in line and str(empty) in line
+    assert "records written: none" in out
+
+
+def test_only_runs_the_parts_named_and_refuses_unknown_ones(gpu_runs, capsys):
+    data = os.environ["LENET_DATA_ROOT"]
+    args = gpu_runs.parse(["--data", data, "--only", "sweep, ladder"])
+    assert [p.name for p in args.parts] == ["ladder", "sweep"]  # in the plan's order
+    with pytest.raises(SystemExit):
+        gpu_runs.parse(["--data", data, "--only", "ladder,imagenet"])
+    assert "unknown part(s) ['imagenet']" in capsys.readouterr().err
+
+
+def test_the_full_budget_refuses_a_cpu(gpu_runs, monkeypatch):
+    monkeypatch.setenv("LENET_BUDGET", "full")
+    data = os.environ["LENET_DATA_ROOT"]
+    with pytest.raises(SystemExit, match="records GPU runs"):
+        gpu_runs.main(["--data", data, "--device", "cpu", "--only", "mnist"])
+
+
+@pytest.mark.slow
+def test_every_part_runs_under_smoke_from_the_folder_given(
+    gpu_runs, tmp_path, monkeypatch, capsys
+):
+    """The test session's stand-ins (or real data), given with --data while
+    LENET_DATA_ROOT points at an empty folder: every part must find its data there."""
+    data = os.environ["LENET_DATA_ROOT"]
+    monkeypatch.setenv("LENET_DATA_ROOT", str(tmp_path / "empty"))
+    archive = tmp_path / "records.tar.gz"
+    argv = ["--data", data, "--device", "cpu", "--archive", str(archive)]
+    assert gpu_runs.main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"data: {data}" in out and "data missing" not in out
+    for part in gpu_runs.PARTS:
+        assert part_lines(out, part.name)[-1].startswith(f"== {part.name}: ran in ")
+    assert out.count("batch 4096: peak lr") == 1  # the sweep's last batch size
+    assert not list((tmp_path / "results").glob("*.json")) and not archive.exists()
+    assert "records written: none" in out
+
+
+def test_a_sweep_run_is_recorded_once_and_replaced_only_on_purpose(
+    gpu_runs, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("LENET_BUDGET", "full")
+    monkeypatch.delenv("LENET_REPLACE_RECORDS", raising=False)
+    train = load_tensors("mnist", "train", per_class=10)
+    test = load_tensors("mnist", "test", per_class=5)
+    ctx = gpu_runs.Context(torch.device("cpu"), smoke=False, replace=False)
+    gpu_runs.sweep_one(256, train, test, 1, ctx)
+    name = "08--mnist--modern-lenet-5-data-on-device-batch-256--cpu.json"
+    path = tmp_path / "results" / name
+    saved = json.loads(path.read_text())
+    assert saved["kind"] == "exercise" and saved["exercise"] == "ex-fast-batch"
+    assert saved["batch_size"] == 256 and saved["lr"] == 0.1
+    assert saved["precision"] == "fp32" and saved["epochs"] == 1
+    path.write_text("{}")  # a published record: kept by a second run...
+    gpu_runs.sweep_one(256, train, test, 1, ctx)
+    assert path.read_text() == "{}"
+    gpu_runs.sweep_one(256, train, test, 1, gpu_runs.Context(ctx.device, False, True))
+    assert json.loads(path.read_text())["batch_size"] == 256  # ...unless replaced
+
+
+def test_the_records_a_run_writes_are_packed_into_the_archive(
+    gpu_runs, tmp_path, monkeypatch
+):
+    """Only the records this run wrote: not those that were there before."""
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "04--older--cpu.json").write_text("{}")
+
+    def part(ctx):
+        (results / "08--new--cuda.json").write_text("{}")
+
+    fake = gpu_runs.Part("ladder", "a fake part", 1, (), part)
+    monkeypatch.setattr(gpu_runs, "PARTS", (fake,))
+    archive = tmp_path / "records.tar.gz"
+    data = os.environ["LENET_DATA_ROOT"]
+    assert (
+        gpu_runs.main(["--data", data, "--device", "cpu", "--archive", str(archive)])
+        == 0
+    )
+    with tarfile.open(archive) as tar:
+        assert tar.getnames() == ["08--new--cuda.json"]
