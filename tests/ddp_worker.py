@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import torch
+from fakedata import learnable  # the script's folder, tests/, is on sys.path
 
 from lenet_utils import distributed
 from lenet_utils.models import LeNet5
@@ -22,15 +23,9 @@ N, BATCH, EPOCHS = 96, 16, 2  # 16 images per step in all: 12 steps over 2 epoch
 
 
 def data() -> tuple[torch.Tensor, torch.Tensor]:
-    """N learnable 28x28 digits: each class a bright block at its own place."""
-    g = torch.Generator().manual_seed(0)
-    labels = torch.arange(N) % 10
-    images = torch.randint(0, 40, (N, 1, 28, 28), generator=g, dtype=torch.uint8)
-    for i, c in enumerate(labels.tolist()):
-        images[i, 0, 7 * (c // 3) : 7 * (c // 3) + 6, 9 * (c % 3) : 9 * (c % 3) + 8] = (
-            255
-        )
-    return images, labels
+    """N learnable 28x28 digits (fakedata.learnable), uint8."""
+    images, labels = learnable(N)
+    return torch.from_numpy(images).permute(0, 3, 1, 2), torch.from_numpy(labels)
 
 
 def train(world: int, rank: int) -> dict:

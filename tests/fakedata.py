@@ -118,8 +118,9 @@ def write_tiny_official(
 
 
 def _patterns(n_classes: int, size: int, channels: int, rng) -> np.ndarray:
-    """One smooth random pattern per class, (classes, size, size, channels) in 0..255."""
-    coarse = rng.uniform(0, 255, (n_classes, 4, 4, channels))
+    """One random pattern of 4x4 blocks per class, each block ink (255) or background
+    (0): (classes, size, size, channels)."""
+    coarse = 255.0 * rng.integers(0, 2, (n_classes, 4, 4, channels))  # ink or not
     up = np.repeat(np.repeat(coarse, -(-size // 4), 1), -(-size // 4), 2)
     return up[:, :size, :size]
 
@@ -191,15 +192,30 @@ def build_standins(root: Path, seed: int = 0) -> Path:
     return root
 
 
+def learnable(
+    n: int,
+    classes: int = 10,
+    size: int = 28,
+    channels: int = 1,
+    seed: int = 0,
+    noise: float = 40,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` uint8 images (n, size, size, channels) that a small network can learn, and
+    their labels (cycling through the classes): each class one smooth random pattern, each
+    image its class's pattern shifted by up to 2 px, plus noise. The one maker of learnable
+    toy data for the tests, as for the notebooks' stand-ins."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % classes
+    return _samples(_patterns(classes, size, channels, rng), labels, rng, noise), labels
+
+
 def write_learnable_mnist(root: Path, n_train: int = 500, n_test: int = 100) -> Path:
-    """A tiny learnable MNIST in ``root/MNIST/raw``: each digit class is a bright 6 x 8
-    block at its own place of a 4 x 3 grid, on faint noise; ``n_train`` + ``n_test``."""
-    rng = np.random.default_rng(0)
-    images, labels = {}, {}
-    for split, n in (("train", n_train), ("t10k", n_test)):
-        labels[split] = (np.arange(n) % 10).astype(np.uint8)
-        images[split] = rng.integers(0, 30, (n, 28, 28)).astype(np.uint8)
-        for i, c in enumerate(labels[split]):
-            row, col = 7 * (c // 3), 9 * (c % 3)
-            images[split][i, row : row + 6, col : col + 8] = 255
-    return write_mnist(root, images, labels)
+    """A tiny learnable MNIST in ``root/MNIST/raw``: ``n_train`` + ``n_test`` digits of
+    :func:`learnable`, the test digits drawn after the training ones."""
+    images, labels = learnable(n_train + n_test, noise=10)  # learnt in a few epochs
+    split = {"train": slice(0, n_train), "t10k": slice(n_train, None)}
+    return write_mnist(
+        root,
+        {k: images[s, ..., 0] for k, s in split.items()},
+        {k: labels[s].astype(np.uint8) for k, s in split.items()},
+    )
