@@ -21,7 +21,8 @@ def script(monkeypatch, tmp_path):
     spec.loader.exec_module(module)
     monkeypatch.setenv("LENET_RESULTS_DIR", str(tmp_path))
     monkeypatch.setenv("LENET_BUDGET", "full")
-    monkeypatch.delenv("LENET_REPLACE_RECORDS", raising=False)
+    # setenv, not delenv: the script sets the variable, and monkeypatch then removes it
+    monkeypatch.setenv("LENET_REPLACE_RECORDS", "0")
 
     runs = iter(range(11, 20))  # each run records a new figure
 
