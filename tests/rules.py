@@ -160,7 +160,7 @@ def run_real(cfg: dict) -> tuple[nn.Module | None, torch.Tensor | None]:
         return None, None
 
 
-def ours(cfg: dict) -> tb.LayerCounts:
+def ours(cfg: dict, name: str = "L") -> tb.LayerCounts:
     """What ``lenet_utils`` says of the configuration: :func:`tb.layer_counts`."""
     extra = (
         dict(out_channels=cfg["out_channels"], groups=cfg["groups"], bias=cfg["bias"])
@@ -176,6 +176,6 @@ def ours(cfg: dict) -> tb.LayerCounts:
         cfg["dilation"],
         cfg["ceil_mode"],
         kind=cfg["kind"],
-        name="L",
+        name=name,
         **extra,
     )

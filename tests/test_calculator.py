@@ -25,7 +25,7 @@ from selenium.webdriver.common.keys import Keys  # noqa: E402
 
 from lenet_utils import arithmetic as ar
 from lenet_utils import tables as tb
-from rules import rule_of
+from rules import ours, rule_of
 
 PAGE = "notebooks/01_paper_arithmetic.html"
 ROOT = "[data-lenet-calculator]"
@@ -56,24 +56,9 @@ def shape(dims) -> str:
 def expected(cfg: dict) -> dict:
     """What the page must show for ``cfg`` (numbers and flags), from lenet_utils."""
     kind = cfg["kind"]
-    extra = {}
-    if kind == "conv":
-        extra = dict(
-            out_channels=cfg["out_channels"], groups=cfg["groups"], bias=cfg["bias"]
-        )
-    try:
-        c = tb.layer_counts(
-            cfg["in_channels"],
-            cfg["size"],
-            cfg["kernel_size"],
-            cfg["stride"],
-            cfg["padding"],
-            cfg["dilation"],
-            cfg["ceil_mode"] and kind != "conv",  # the page's checkbox is off for conv
-            kind=kind,
-            name=ar.LAYER_KINDS[kind],
-            **extra,
-        )
+    try:  # the page's ceil_mode checkbox is off for a convolution
+        ceil_mode = cfg["ceil_mode"] and kind != "conv"
+        c = ours({**cfg, "ceil_mode": ceil_mode}, name=ar.LAYER_KINDS[kind])
     except ValueError as err:
         return {"rule": str(err)}
     return {
