@@ -2,6 +2,7 @@
 
 import functools
 import http.server
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -139,3 +140,20 @@ def book_server(book_html):
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
+
+
+@pytest.fixture
+def load_script(monkeypatch):
+    """A loader of ``scripts/<name>.py`` as a module, in ``sys.modules`` while the test runs
+    (dataclasses look their module up there)."""
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(
+            name, ROOT / "scripts" / f"{name}.py"
+        )
+        module = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, name, module)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

@@ -1,6 +1,5 @@
 """scripts/exercise_runs.py keeps the recorded exercise runs unless told to replace them."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -13,12 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def script(monkeypatch, tmp_path):
-    spec = importlib.util.spec_from_file_location(
-        "exercise_runs", ROOT / "scripts" / "exercise_runs.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def script(load_script, monkeypatch, tmp_path):
+    module = load_script("exercise_runs")
     monkeypatch.setenv("LENET_RESULTS_DIR", str(tmp_path))
     monkeypatch.setenv("LENET_BUDGET", "full")
     # setenv, not delenv: the script sets the variable, and monkeypatch then removes it

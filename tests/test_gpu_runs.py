@@ -2,10 +2,8 @@
 every part runs under the smoke budget from the data folder it is given, records
 nothing, and a part without its data says so and lets the others run."""
 
-import importlib.util
 import json
 import os
-import sys
 import tarfile
 from pathlib import Path
 
@@ -18,14 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def gpu_runs(monkeypatch, tmp_path):
+def gpu_runs(load_script, monkeypatch, tmp_path):
     """The script as a module; records, if any, would land in ``tmp_path/results``."""
-    spec = importlib.util.spec_from_file_location(
-        "gpu_runs", ROOT / "scripts" / "gpu_runs.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "gpu_runs", module)  # its dataclasses look it up
-    spec.loader.exec_module(module)
+    module = load_script("gpu_runs")
     monkeypatch.setenv("LENET_RESULTS_DIR", str(tmp_path / "results"))
     monkeypatch.setenv("LENET_BUDGET", "smoke")
     # main() points LENET_DATA_ROOT at --data: the session's root comes back afterwards
