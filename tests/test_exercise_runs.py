@@ -1,14 +1,11 @@
 """scripts/exercise_runs.py keeps the recorded exercise runs unless told to replace them."""
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
 
 from lenet_utils.records import record_result
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture

@@ -5,14 +5,11 @@ nothing, and a part without its data says so and lets the others run."""
 import json
 import os
 import tarfile
-from pathlib import Path
 
 import pytest
 import torch
 
 from lenet_utils.readers import load_tensors
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
