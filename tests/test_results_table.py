@@ -4,7 +4,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
+
+from test_records import RUN
 
 from lenet_utils.records import record_result
 
@@ -13,18 +14,6 @@ pytest.importorskip(
 )
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "book" / "_ext"))
 from results_table import read_records  # noqa: E402
-
-RUN = dict(
-    chapter="MNIST",
-    dataset="MNIST",
-    model="modern LeNet-5",
-    params=61706,
-    epochs=3,
-    top1=99.1,
-    top5=None,
-    train_seconds=12.3,
-    device=torch.device("cpu"),
-)
 
 
 @pytest.fixture
