@@ -31,3 +31,13 @@ def test_records_are_read_in_chapter_order(results):
         "The 1998 LeNet-5, faithfully",
         "Downscaled ImageNet",
     ]
+
+
+def test_a_variant_says_so_on_the_page(results):
+    from results_table import _value
+
+    assert _value("model", {"model": "modern LeNet-5"}) == "modern LeNet-5"
+    variant = {"model": "modern LeNet-5", "differs": {"epochs": 1, "per_class": 20}}
+    assert _value("model", variant) == (
+        "modern LeNet-5 (variant: epochs 1, per_class 20)"
+    )

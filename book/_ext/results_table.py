@@ -95,6 +95,9 @@ def _value(key: str, record: dict):
         return (
             f"torch {record.get('torch')}, {record.get('commit')}, {record.get('date')}"
         )
+    if key == "model" and record.get("differs"):  # a variant, never the recipe's run
+        changes = ", ".join(f"{k} {v}" for k, v in record["differs"].items())
+        return f"{record['model']} (variant: {changes})"
     return record.get(key)
 
 
