@@ -198,12 +198,14 @@ def accuracy(
 
 class _EpochSums:
     """An epoch's sums, kept on the device so that no step waits for the GPU, and the
-    first step whose loss was NaN or infinite (checked once, at the end of the epoch)."""
+    first step whose loss was NaN, infinite or exploded, over 1,000 times the first
+    step's (checked once, at the end of the epoch: no trained loss climbs that far)."""
 
     def __init__(self, device: torch.device) -> None:
         self.device, self.seen, self.loss, self.correct = device, 0, 0.0, 0
         self.bad_step = torch.full((), -1, dtype=torch.long, device=device)
         self.bad_input = torch.zeros((), dtype=torch.bool, device=device)
+        self.ceiling = torch.full((), float("inf"), device=device)
         sync(device)
         self.start = time.perf_counter()
 
@@ -212,7 +214,9 @@ class _EpochSums:
         self.seen += y.numel()
         self.loss = self.loss + loss * y.numel()
         self.correct = self.correct + accuracy(logits, y)[0]
-        first = ~torch.isfinite(loss) & (self.bad_step < 0)
+        if step == 0:  # a resumed, well-trained run starts low: 1,000 at the least
+            self.ceiling = 1000 * loss.float().clamp(min=1.0)
+        first = ~(loss <= self.ceiling) & (self.bad_step < 0)  # NaN compares False
         self.bad_step = torch.where(first, step, self.bad_step)
         self.bad_input |= first & ~torch.isfinite(x).all()
 
@@ -241,8 +245,8 @@ class _EpochSums:
                 "or infinite values: check the data (torch.isfinite(images).all())"
             )
         return (
-            f"the loss became NaN or infinite at {where}: training diverged; lower the "
-            "learning rate (e.g. by a factor of 10) and start again"
+            f"the loss became NaN, infinite or exploded at {where}: training diverged; "
+            "lower the learning rate (e.g. by a factor of 10) and start again"
         )
 
 

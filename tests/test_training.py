@@ -230,10 +230,26 @@ def test_a_diverging_loss_stops_fit_and_names_epoch_and_step(tmp_path):
     with pytest.raises(FloatingPointError) as err:
         train_cpu(model, train, test, opt, 3, checkpoint=tmp_path / "run.pt")
     message = str(err.value)
-    assert "the loss became NaN or infinite at step" in message
+    assert "the loss became NaN, infinite or exploded at step" in message
     assert "of epoch 1" in message and "lower the learning rate" in message
     assert "batch held NaN" not in message
     assert not (tmp_path / "run.pt").exists()  # nothing saved from a diverged epoch
+
+
+def test_a_finite_but_exploded_loss_stops_fit_too():
+    """--lr 1000 reached a loss of 1e12, finite: over 1,000 times the first step's loss
+    is divergence too, and nothing is recorded or saved."""
+    train, test = loaders()
+    model, opt = make()
+    calls = []
+
+    def exploding(logits, labels, reduction="mean"):
+        calls.append(1)
+        scale = 1e5 if len(calls) == 4 else 1.0  # the 4th step's loss explodes
+        return nn.functional.cross_entropy(logits, labels, reduction=reduction) * scale
+
+    with pytest.raises(FloatingPointError, match="exploded at step 4 of epoch 1"):
+        train_cpu(model, train, test, opt, 2, loss_fn=exploding)
 
 
 def test_one_nan_pixel_is_named_as_the_cause():
