@@ -1,8 +1,5 @@
-"""Writing files safely: whole or not at all, and a clear line when the disk says no.
-
-Every file the course writes (records, checkpoints, the dataset cache, logs) goes through
-:func:`atomic_write`: a crash, a kill or a full disk never leaves half a file behind.
-"""
+"""Writing files whole or not at all (:func:`atomic_write`: records, checkpoints, the
+cache, logs), and one clear line when the disk says no."""
 
 from __future__ import annotations
 

@@ -121,8 +121,8 @@ def fit(
     state is saved after each epoch, and a restart with the same path and ``settings``
     resumes after the last finished one (a loader's ``set_epoch`` replays its shuffle);
     ``stop_after`` ends this session after that epoch. ``progress`` defaults to
-    ``LENET_PROGRESS``. Only rank 0 prints and saves. A NaN or infinite loss stops the run
-    with a ``FloatingPointError``."""
+    ``LENET_PROGRESS``. Only rank 0 prints and saves. A NaN or infinite loss, or an epoch's
+    loss over 1,000 times the first's, stops the run with a ``FloatingPointError``."""
     device = device or get_device()
     progress = (progress_bars() if progress is None else progress) and is_main()
     model.to(device)
@@ -136,6 +136,13 @@ def fit(
             model, train, optimizer, scheduler=scheduler, loss_fn=loss_fn,
             device=device, amp=amp, scaler=scaler, progress=progress, epoch=epoch + 1,
         )  # fmt: skip
+        first = history.epochs[0]["train_loss"] if history.epochs else 1.0
+        if not trained["train_loss"] <= 1000 * max(first, 1.0):  # finite, but diverged
+            raise FloatingPointError(
+                f"the loss exploded in epoch {epoch + 1} (mean {trained['train_loss']:.3g}"
+                ", over 1,000 times epoch 1's): training diverged; lower the learning "
+                "rate (e.g. by a factor of 10) and start again"
+            )
         scores = evaluate(model, test, device, loss_fn=loss_fn, amp=amp)
         row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], **trained}
         row.update({f"test_{k}": v for k, v in scores.items()})
@@ -198,14 +205,12 @@ def accuracy(
 
 class _EpochSums:
     """An epoch's sums, kept on the device so that no step waits for the GPU, and the
-    first step whose loss was NaN, infinite or exploded, over 1,000 times the first
-    step's (checked once, at the end of the epoch: no trained loss climbs that far)."""
+    first step whose loss was NaN or infinite (checked once, at the end of the epoch)."""
 
     def __init__(self, device: torch.device) -> None:
         self.device, self.seen, self.loss, self.correct = device, 0, 0.0, 0
         self.bad_step = torch.full((), -1, dtype=torch.long, device=device)
         self.bad_input = torch.zeros((), dtype=torch.bool, device=device)
-        self.ceiling = torch.full((), float("inf"), device=device)
         sync(device)
         self.start = time.perf_counter()
 
@@ -214,9 +219,7 @@ class _EpochSums:
         self.seen += y.numel()
         self.loss = self.loss + loss * y.numel()
         self.correct = self.correct + accuracy(logits, y)[0]
-        if step == 0:  # a resumed, well-trained run starts low: 1,000 at the least
-            self.ceiling = 1000 * loss.float().clamp(min=1.0)
-        first = ~(loss <= self.ceiling) & (self.bad_step < 0)  # NaN compares False
+        first = ~torch.isfinite(loss) & (self.bad_step < 0)
         self.bad_step = torch.where(first, step, self.bad_step)
         self.bad_input |= first & ~torch.isfinite(x).all()
 
@@ -245,8 +248,8 @@ class _EpochSums:
                 "or infinite values: check the data (torch.isfinite(images).all())"
             )
         return (
-            f"the loss became NaN, infinite or exploded at {where}: training diverged; "
-            "lower the learning rate (e.g. by a factor of 10) and start again"
+            f"the loss became NaN or infinite at {where}: training diverged; lower the "
+            "learning rate (e.g. by a factor of 10) and start again"
         )
 
 
