@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import os
 import sys
 from typing import Callable
@@ -25,6 +24,7 @@ os.environ.setdefault("LENET_BUDGET", "full")
 os.environ.setdefault("LENET_PROGRESS", "0")
 
 from lenet_utils import count_parameters, setup  # noqa: E402
+from lenet_utils.bench import lr_for_batch  # noqa: E402
 from lenet_utils.lenet1998 import LeNet1998, input_1998, rbf_map_loss  # noqa: E402
 from lenet_utils.models import LeNet5  # noqa: E402
 from lenet_utils.pipeline import (  # noqa: E402
@@ -331,7 +331,7 @@ def ex_fast_batch() -> None:
         loader, test_loader = make_loaders(train, test, DEVICE, batch_size=b, padding=2)
         torch.manual_seed(0)
         model = LeNet5("modern", input_size=28)
-        lr = 0.05 * math.sqrt(b / 64)  # the ladder's square-root scaling
+        lr = lr_for_batch(b)  # the ladder's rule, one function for every sweep
         history = _train(model, loader, test_loader, 10, lr, amp=False)
         frame = history.frame()
         seconds = frame["seconds"].cumsum()
