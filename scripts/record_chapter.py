@@ -8,6 +8,12 @@ bars stored). If the stored outputs would show a progress bar, an absolute path 
 a warning, an error or a code line over 88 characters, nothing is written and the problems are
 listed: fix the chapter and run it again. ``--budget smoke`` records a quick run for checking
 the script itself (never commit those outputs).
+
+Timings are only worth storing from a quiet machine, so the script first checks that nothing
+else is running: the 1-minute load average must be under ``QUIET_LOAD`` per core (the load a
+test run or a second training puts on the machine is well above it). ``--busy-ok`` records
+anyway, for a smoke check. Consecutive prints of a cell are stored as one block of text, so
+a per-epoch log reads as one box, not one box per line.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 MAX_LINE = 88
 MAX_OUTPUTS = 150  # per notebook: a chapter with more is drowning its reader
+QUIET_LOAD = 0.35  # the most 1-minute load average per core of a quiet machine
 
 PROGRESS = re.compile(r"\r|\d+it/s\]|s/it\]|\d%\|")
 ABSOLUTE = re.compile(
@@ -84,6 +91,36 @@ def problems(nb: dict, name: str) -> list[str]:
     return found
 
 
+def busy() -> str | None:
+    """Why the machine is not quiet enough to time a chapter, or ``None`` if it is."""
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if load <= QUIET_LOAD * cores:
+        return None
+    return (
+        f"the machine is busy (load average {load:.2f} on {cores} cores, over "
+        f"{QUIET_LOAD * cores:.2f}): stop other work (tests, training) and try again, "
+        "or pass --busy-ok for a run whose timings do not matter"
+    )
+
+
+def coalesce_streams(nb: dict) -> None:
+    """Merge each cell's consecutive prints to the same stream into one output."""
+    for cell in nb["cells"]:
+        merged: list[dict] = []
+        for out in cell.get("outputs", []):
+            last = merged[-1] if merged else None
+            if (
+                last is not None
+                and out.get("output_type") == last.get("output_type") == "stream"
+                and out.get("name") == last.get("name")
+            ):
+                last["text"] = "".join(last["text"]) + "".join(out["text"])
+            else:
+                merged.append(out)
+        if "outputs" in cell:
+            cell["outputs"] = merged
+
+
 def record(path: Path, budget: str, timeout: int | None) -> list[str]:
     """Execute ``path`` in a fresh kernel; store its outputs if they pass :func:`problems`."""
     import nbformat
@@ -113,11 +150,13 @@ def record(path: Path, budget: str, timeout: int | None) -> list[str]:
     finally:
         for k, v in saved.items():
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
-    found = problems(json.loads(nbformat.writes(nb)), path.name)
+    stored = json.loads(nbformat.writes(nb))
+    coalesce_streams(stored)
+    found = problems(stored, path.name)
     if found:
         return found
     tmp = path.with_suffix(".ipynb.tmp")
-    nbformat.write(nb, tmp)
+    tmp.write_text(json.dumps(stored, indent=1, ensure_ascii=False) + "\n")
     os.replace(tmp, path)  # atomic: a failed run leaves the old outputs in place
     shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path.name
     print(f"recorded {shown} in {seconds / 60:.1f} min ({budget} budget)")
@@ -129,7 +168,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("notebooks", nargs="+", type=Path)
     parser.add_argument("--budget", choices=("full", "smoke"), default="full")
     parser.add_argument("--timeout", type=int, default=None, help="seconds per cell")
+    parser.add_argument("--busy-ok", action="store_true", help="skip the quiet check")
     args = parser.parse_args(argv)
+    reason = None if args.busy_ok else busy()
+    if reason:
+        print(f"not recorded: {reason}", file=sys.stderr)
+        return 1
     failed = False
     for path in args.notebooks:
         found = record(path.resolve(), args.budget, args.timeout)

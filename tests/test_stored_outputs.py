@@ -98,3 +98,27 @@ def test_recording_stores_a_clean_run_and_leaves_a_failed_one_untouched(tmp_path
     assert record_chapter.record(good, "smoke", 60) == []
     (cell,) = nbformat.read(good, as_version=4).cells
     assert cell.outputs[0]["text"] == "42\n"
+
+
+def test_a_cells_consecutive_prints_are_stored_as_one_block():
+    err = stream("careful\n", "stderr")
+    nb = notebook("x", stream("epoch 1\n"), stream("epoch 2\n"), err, stream("done\n"))
+    record_chapter.coalesce_streams(nb)
+    texts = [(o["name"], o["text"]) for o in nb["cells"][0]["outputs"]]
+    assert texts == [
+        ("stdout", "epoch 1\nepoch 2\n"),
+        ("stderr", "careful\n"),
+        ("stdout", "done\n"),
+    ]
+
+
+def test_recording_refuses_a_busy_machine(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(record_chapter.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(record_chapter.os, "getloadavg", lambda: (1.9, 1.0, 1.0))
+    path = tmp_path / "never.ipynb"  # never opened: the check comes first
+    assert record_chapter.main([str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("not recorded: the machine is busy (load average 1.90")
+    assert "--busy-ok" in err
+    monkeypatch.setattr(record_chapter.os, "getloadavg", lambda: (0.2, 1.0, 1.0))
+    assert record_chapter.busy() is None
