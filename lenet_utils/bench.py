@@ -12,7 +12,7 @@ import copy
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 import torch
 from torch import nn
@@ -22,12 +22,19 @@ from torchvision import transforms as T
 from .config import budget, device_name, get_device, seed_everything, sync
 from .models import LeNet5, count_parameters
 from .pipeline import TensorLoader, normalize, random_crop_flip
+from .plots import readable_table
 from .readers import load_tensors, torchvision_mnist
 from .records import record_result
 from .storage import TensorData, first_indices
 from .training import autocast, evaluate, grad_scaler, precision, sgd_one_cycle
 
-__all__ = ["HEADER", "lr_for_batch", "main", "record_ladder", "run_ladder", "speedup"]
+__all__ = [
+    "ladder_table", "lr_for_batch", "main", "record_ladder", "record_sweep", "run_ladder",
+    "speedup", "sweep",
+]  # fmt: skip
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: The rungs, in order: each adds one change to the one before.
 RUNGS = (
@@ -39,6 +46,7 @@ RUNGS = (
     "compiled",  # torch.compile (on a GPU with CUDA graphs: mode="reduce-overhead")
 )
 SMALL_BATCH, LARGE_BATCH = 64, 512
+SWEEP_RUNG = "channels_last + amp"  # the sweep's pipeline: the fastest eager rung
 EPOCHS = 10  # per rung: the chapter's run
 TARGET = 99.0  # test top-1 (%) for "time to target"
 BASE_LR = 0.05  # the one-cycle's peak for batch 64: see lr_for_batch
@@ -151,7 +159,7 @@ def _train_rung(
 
 
 def _pipelines(
-    train: TensorData, device: torch.device, seed: int
+    train: TensorData, device: torch.device, seed: int, large: int
 ) -> dict[str, tuple[Batches, int]]:
     """Each rung's batches (a fresh iterator per epoch) and batch size."""
     mean, std = train.mean, train.std
@@ -189,9 +197,9 @@ def _pipelines(
         "baseline": (baseline, SMALL_BATCH),
         "tensor data": (tensor_data, SMALL_BATCH),
         "data on device": (on_device(SMALL_BATCH, False), SMALL_BATCH),
-        "large batch": (on_device(LARGE_BATCH, False), LARGE_BATCH),
-        "channels_last + amp": (on_device(LARGE_BATCH, True), LARGE_BATCH),
-        "compiled": (on_device(LARGE_BATCH, True), LARGE_BATCH),
+        "large batch": (on_device(large, False), large),
+        "channels_last + amp": (on_device(large, True), large),
+        "compiled": (on_device(large, True), large),
     }
 
 
@@ -203,9 +211,11 @@ def run_ladder(
     per_class: int | None = None,
     rungs: Iterable[str] = RUNGS,
     seed: int = 0,
+    large_batch: int = LARGE_BATCH,
     log: Callable[[str], None] = print,
 ) -> list[RungResult]:
-    """Run the chosen rungs in order on MNIST and return their results."""
+    """Run the chosen rungs in order on MNIST and return their results; the last three
+    rungs train at ``large_batch``, with the learning rate of :func:`lr_for_batch`."""
     rungs = list(rungs)
     unknown = [r for r in rungs if r not in RUNGS]
     if unknown:
@@ -217,7 +227,7 @@ def run_ladder(
     test = load_tensors("mnist", "test", per_class=test_per_class)
     test_on_device = (test.images.to(device), test.labels.to(device))
     initial = copy.deepcopy(LeNet5("modern", input_size=28).state_dict())
-    pipelines = _pipelines(train, device, seed)
+    pipelines = _pipelines(train, device, seed, large_batch)
     results = []
     for rung in rungs:
         batches, batch_size = pipelines[rung]
@@ -225,26 +235,41 @@ def run_ladder(
             rung, batches, batch_size, initial=initial, train=train,
             test=test_on_device, device=device, epochs=epochs, target=target,
         )  # fmt: skip
-        log(_row(result))
+        log(_line(result))
         results.append(result)
     return results
 
 
-HEADER = (
-    f"{'rung':<21}{'batch':>6}{'prec.':>6}{'images/s':>10}{'s/epoch':>8}"
-    f"{'to 99%':>8}{'warm-up':>8}{'peak MB':>8}{'top-1':>7}"
-)
-
-
-def _row(r: RungResult) -> str:
-    def num(value, fmt: str, width: int) -> str:
-        return f"{'-':>{width}}" if value is None else f"{value:>{width}{fmt}}"
-
+def _line(r: RungResult) -> str:
+    """A rung's progress line, short enough for the book's column."""
+    reached = "-" if r.time_to_target_s is None else f"{r.time_to_target_s:.1f} s"
     return (
-        f"{r.rung:<21}{r.batch_size:>6}{r.precision:>6}{r.images_per_s:>10,.0f}"
-        f"{r.epoch_s:>8.2f}{num(r.time_to_target_s, '.2f', 8)}{r.compile_s:>8.2f}"
-        f"{num(r.peak_mem_mb, ',.0f', 8)}{r.top1:>7.2f}"
+        f"{r.rung:<20} batch {r.batch_size:>5,}: {r.images_per_s:>7,.0f} images/s, "
+        f"top-1 {r.top1:.2f}%, 99% after {reached}"
     )
+
+
+def ladder_table(rungs: list) -> pd.DataFrame:
+    """The ladder as readers see it: a row per rung, the speedup over the baseline first;
+    ``rungs`` are :class:`RungResult` or a bench record's ``rungs``. Peak memory appears
+    only where it was measured (CUDA)."""
+    import pandas as pd
+
+    frame = pd.DataFrame([r if isinstance(r, dict) else asdict(r) for r in rungs])
+    frame = frame.set_index("rung").rename(columns={"time_to_target_s": "time_to_99_s"})
+    base = frame["images_per_s"].get("baseline", float("nan"))
+    shown = pd.DataFrame({
+        "speedup": frame["images_per_s"] / base, "images/s": frame["images_per_s"],
+        "s/epoch": frame["epoch_s"], "s to 99%": frame["time_to_99_s"],
+        "top-1 %": frame["top1"], "batch": frame["batch_size"],
+        "precision": frame["precision"], "warm-up s": frame["compile_s"],
+    })  # fmt: skip
+    if frame["peak_mem_mb"].notna().any():
+        shown["peak MB"] = frame["peak_mem_mb"]
+    places = {"speedup": 1, "images/s": 0, "s to 99%": 1, "peak MB": 0}
+    shown = readable_table(shown, decimals=places)
+    shown["s to 99%"] = shown["s to 99%"].replace("–", "not reached")
+    return shown.rename_axis(None)
 
 
 def speedup(results: list[RungResult]) -> float | None:
@@ -255,20 +280,29 @@ def speedup(results: list[RungResult]) -> float | None:
     return max(r.images_per_s for r in results) / base.images_per_s
 
 
+def _differs(epochs: int, per_class: int | None) -> dict:
+    """The settings of a run that differ from the chapter's (its record says so)."""
+    differs: dict = {"epochs": epochs} if epochs != EPOCHS else {}
+    return differs | ({} if per_class is None else {"per_class": per_class})
+
+
+def _as_record(r: RungResult) -> dict:
+    """A rung as records hold it (the course plan's field names)."""
+    rung = asdict(r)
+    rung["time_to_99_s"] = rung.pop("time_to_target_s")
+    return rung
+
+
 def record_ladder(
     results: list[RungResult], device: torch.device, replace: bool = False, **extra
 ) -> Path | None:
     """The benchmark's record (kind ``bench``, one entry per rung). A ladder that differs
     from the chapter's (epochs, images, rungs) says so in its record and its name."""
     best = max(results, key=lambda r: r.images_per_s)
-    differs = {"epochs": best.epochs} if best.epochs != EPOCHS else {}
-    if extra.get("per_class") is not None:
-        differs["per_class"] = extra["per_class"]
+    differs = _differs(best.epochs, extra.get("per_class"))
     if [r.rung for r in results] != list(RUNGS):
         differs["rungs"] = ",".join(r.rung for r in results)
-    rungs = [asdict(r) for r in results]
-    for rung in rungs:
-        rung["time_to_99_s"] = rung.pop("time_to_target_s")
+    rungs = [_as_record(r) for r in results]
     ratio = speedup(results)
     ratio = None if ratio is None else round(ratio, 2)
     summary = {"target_top1": TARGET, "best_rung": best.rung, "speedup": ratio}
@@ -289,6 +323,36 @@ def record_ladder(
     )
 
 
+def sweep(
+    device: torch.device | str | None, batch_sizes: Iterable[int], **kwargs
+) -> list[RungResult]:
+    """The batch-size sweep: :data:`SWEEP_RUNG` at each batch size, with the learning
+    rate of :func:`lr_for_batch`; ``kwargs`` as for :func:`run_ladder`."""
+    return [
+        run_ladder(device, rungs=[SWEEP_RUNG], large_batch=b, **kwargs)[0]
+        for b in batch_sizes
+    ]
+
+
+def record_sweep(
+    results: list[RungResult], device: torch.device, replace: bool = False, **extra
+) -> list[Path | None]:
+    """One record per batch size of a :func:`sweep` (kind ``bench``)."""
+    differs = _differs(results[0].epochs, extra.get("per_class"))
+    paths = []
+    for r in results:
+        paths.append(record_result(
+            kind="bench", chapter="Fast training on the GPU", dataset="MNIST",
+            model=f"modern LeNet-5, batch-size sweep, batch {r.batch_size}",
+            params=count_parameters(LeNet5("modern", input_size=28)), epochs=r.epochs,
+            top1=r.top1, top5=None, train_seconds=r.epoch_s * r.epochs, device=device,
+            extra={"sweep": True, "lr": round(lr_for_batch(r.batch_size), 4),
+                   "rungs": [_as_record(r)], **extra},
+            differs=differs, replace=replace,
+        ))  # fmt: skip
+    return paths
+
+
 def main(argv: list[str] | None = None) -> list[RungResult]:
     """``python -m lenet_utils.bench``: run the ladder, print a row per rung, record it."""
     parser = argparse.ArgumentParser(
@@ -302,6 +366,7 @@ def main(argv: list[str] | None = None) -> list[RungResult]:
     add("--per-class", type=int, help="train on N images of each class")
     subset = "comma-separated subset of: " + ", ".join(RUNGS)
     add("--rungs", default=",".join(RUNGS), help=subset)
+    add("--sweep", help="batch sizes, e.g. 64,512,4096: the batch-size sweep instead")
     add("--threads", type=int, help="torch CPU threads (torch's choice)")
     add("--no-record", action="store_true", help="print only")
     add("--replace-record", action="store_true", help="replace an existing record")
@@ -313,11 +378,17 @@ def main(argv: list[str] | None = None) -> list[RungResult]:
         f"device: {device_name(device)} | torch {torch.__version__} | "
         f"{args.epochs} epochs per rung | budget {budget()}"
     )
-    print(HEADER)
+    if args.sweep:
+        sizes = [int(b) for b in args.sweep.split(",") if b.strip()]
+        results = sweep(device, sizes, epochs=args.epochs, per_class=args.per_class)
+        if not args.no_record:
+            record_sweep(results, device, args.replace_record, per_class=args.per_class)
+        return results
     rungs = [r.strip() for r in args.rungs.split(",") if r.strip()]
     results = run_ladder(
         device, epochs=args.epochs, per_class=args.per_class, rungs=rungs
     )
+    print(ladder_table(results).to_string())
     ratio = speedup(results)
     if ratio is not None:
         print(f"best rung: {ratio:.1f}x the baseline's images/s")

@@ -7,8 +7,8 @@
 The parts, in order (:data:`PARTS`; ``--only`` picks some):
 
 * ``ladder``: chapter 8's ladder, ``python -m lenet_utils.bench`` (6 rungs x 10 epochs);
-* ``sweep``: chapter 8's batch-size sweep, MNIST with the data on the device, batch 64
-  to 4,096, 10 epochs each, fp32 like the ladder's "data on device" rung, the peak
+* ``sweep``: chapter 8's batch-size sweep, ``python -m lenet_utils.bench --sweep``:
+  the ladder's fastest eager pipeline at batch 64 to 4,096, 10 epochs each, the peak
   learning rate from ``lenet_utils.bench.lr_for_batch`` (the ladder's rule); a record
   per batch size;
 * ``mnist``, ``cifar10``, ``tiny-imagenet``: chapters 4, 6 and 7's main runs,
@@ -98,11 +98,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lenet_utils import bench, train
 from lenet_utils.config import DATA_ROOT_ENV, budget, device_name, get_device
 from lenet_utils.config import results_dir
-from lenet_utils.models import LeNet5, count_parameters
-from lenet_utils.pipeline import make_loaders
 from lenet_utils.readers import load_tensors
-from lenet_utils.records import record_result
-from lenet_utils.training import fit, sgd_one_cycle
 
 SWEEP_BATCHES = (64, 128, 256, 512, 1024, 2048, 4096)
 EPOCHS = 10  # the ladder's and the sweep's epochs, chapter 8's
@@ -138,59 +134,27 @@ def run_ladder(ctx: Context) -> None:
         rungs.remove("compiled")
         print("smoke on a CPU: the compiled rung is left out", flush=True)
     per_class = SMOKE_PER_CLASS["mnist"][0] if ctx.smoke else None
-    print(bench.HEADER, flush=True)
     results = bench.run_ladder(
         ctx.device, epochs=1 if ctx.smoke else EPOCHS, per_class=per_class, rungs=rungs
     )
+    print(bench.ladder_table(results).to_string(), flush=True)
     bench.record_ladder(results, ctx.device, replace=ctx.replace, per_class=per_class)
 
 
 def run_sweep(ctx: Context) -> None:
-    """Chapter 8's batch-size sweep: one run, and one record, per batch size."""
-    per_class, test_per_class = SMOKE_PER_CLASS["mnist"] if ctx.smoke else (None,) * 2
-    train_set = load_tensors("mnist", "train", per_class=per_class, download=False)
-    test_set = load_tensors("mnist", "test", per_class=test_per_class, download=False)
+    """Chapter 8's batch-size sweep (``python -m lenet_utils.bench --sweep``): one run,
+    and one record, per batch size."""
+    per_class = SMOKE_PER_CLASS["mnist"][0] if ctx.smoke else None
     epochs = 1 if ctx.smoke else EPOCHS
     for batch in SWEEP_BATCHES:
         try:
-            sweep_one(batch, train_set, test_set, epochs, ctx)
+            results = bench.sweep(
+                ctx.device, [batch], epochs=epochs, per_class=per_class
+            )
         except FloatingPointError as err:  # one diverged run: the others still run
             print(f"batch {batch}: diverged, not recorded: {err}", flush=True)
-
-
-def sweep_one(batch: int, train_set, test_set, epochs: int, ctx: Context) -> None:
-    """One batch size of the sweep, trained and recorded as the CPU's sweep records are
-    (scripts/exercise_runs.py's ex-fast-batch), with its learning rate and precision."""
-    loader, test_loader = make_loaders(
-        train_set, test_set, ctx.device, batch_size=batch, padding=2
-    )
-    torch.manual_seed(0)
-    model = LeNet5("modern", input_size=28).to(ctx.device)
-    lr = bench.lr_for_batch(batch)
-    optimizer, scheduler = sgd_one_cycle(
-        model, lr=lr, epochs=epochs, steps_per_epoch=len(loader)
-    )
-    print(f"batch {batch}: peak lr {lr:.3f}, {len(loader)} steps per epoch", flush=True)
-    history = fit(
-        model, loader, test_loader, epochs=epochs, optimizer=optimizer,
-        scheduler=scheduler, device=ctx.device, amp=False, progress=False,
-    )  # fmt: skip
-    seconds, reached = 0.0, None
-    for row in history.epochs:
-        seconds += row["seconds"]
-        if reached is None and row["test_top1"] >= 99.0:
-            reached = round(seconds, 2)
-    rate = len(train_set) * len(history.epochs) / history.train_seconds
-    extra = {"exercise": "ex-fast-batch", "batch_size": batch, "lr": round(lr, 4),
-             "precision": "fp32", "train_top1": round(history.last["train_top1"], 2),
-             "images_per_s": round(rate), "time_to_99_s": reached}  # fmt: skip
-    record_result(
-        kind="exercise", chapter="Fast training on the GPU", dataset=train_set.title,
-        model=f"modern LeNet-5, data on device, batch {batch}",
-        params=count_parameters(model), epochs=epochs, top1=history.last["test_top1"],
-        top5=None, train_seconds=history.train_seconds, device=ctx.device,
-        extra=extra, replace=ctx.replace,
-    )  # fmt: skip
+            continue
+        bench.record_sweep(results, ctx.device, ctx.replace, per_class=per_class)
 
 
 def chapter_run(recipe: str) -> Callable[[Context], None]:

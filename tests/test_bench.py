@@ -213,3 +213,43 @@ def test_the_books_bench_table_leaves_out_a_column_no_rung_measured():
     assert len(titles(record)) == len(BENCH_COLUMNS) - 1
     gpu = [*cpu[:1], {**cpu[1], "peak_mem_mb": 180.0}]  # one rung measured it
     assert titles({**record, "rungs": gpu}) == [t for _, t in BENCH_COLUMNS]
+
+
+def test_the_ladder_table_puts_the_speedup_first_and_says_what_it_did_not_measure():
+    results = [
+        RungResult("baseline", 64, "fp32", 1000.0, 60.0, None, 0.1, None, 98.5, 10),
+        RungResult("large batch", 512, "fp32", 4500.0, 13.3, 26.6, 0.2, None, 99.1, 10),
+    ]
+    table = bench.ladder_table(results)
+    assert list(table.columns)[:2] == ["speedup", "images/s"]
+    assert "peak MB" not in table.columns  # measured on CUDA only: no column of dashes
+    assert table.loc["large batch", "speedup"] == "4.5"
+    assert table.loc["large batch", "images/s"] == "4,500"
+    assert table.loc["baseline", "s to 99%"] == "not reached"
+    assert table.loc["large batch", "s to 99%"] == "26.6"
+    results[1].peak_mem_mb = 42.0  # a CUDA run: the column appears
+    record_rungs = [bench._as_record(r) for r in results]  # a record's rungs read too
+    assert bench.ladder_table(record_rungs).loc["large batch", "peak MB"] == "42"
+
+
+def test_the_sweep_trains_each_batch_size_by_the_rule_and_records_each_once(
+    tiny_mnist, monkeypatch
+):
+    monkeypatch.setenv("LENET_BUDGET", "full")
+    monkeypatch.delenv("LENET_REPLACE_RECORDS", raising=False)
+    results = bench.sweep("cpu", [64, 256], epochs=1, log=lambda s: None)
+    assert [(r.rung, r.batch_size) for r in results] == [
+        (bench.SWEEP_RUNG, 64), (bench.SWEEP_RUNG, 256)
+    ]  # fmt: skip
+    paths = bench.record_sweep(results, torch.device("cpu"))
+    saved = json.loads(paths[1].read_text())
+    assert saved["kind"] == "bench" and saved["sweep"] is True
+    assert saved["lr"] == round(bench.lr_for_batch(256), 4)
+    rung = saved["rungs"][0]
+    assert rung["batch_size"] == 256 and "time_to_99_s" in rung
+    assert saved["differs"] == {"epochs": 1}  # a short sweep is marked as one
+    paths[1].write_text("{}")  # a published record: kept by a second run...
+    assert bench.record_sweep(results[1:], torch.device("cpu")) == [None]
+    assert paths[1].read_text() == "{}"
+    bench.record_sweep(results[1:], torch.device("cpu"), replace=True)
+    assert json.loads(paths[1].read_text())["lr"] == saved["lr"]  # ...unless replaced
