@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Callable, Iterator, Sequence
 
+import dataclasses
+
 import torch
 import torch.nn.functional as F
 
@@ -17,11 +19,40 @@ from .storage import TensorData
 __all__ = [
     "TensorLoader",
     "box_downscale",
+    "hold_out",
     "make_loaders",
     "normalize",
     "random_affine",
     "random_crop_flip",
 ]
+
+
+def hold_out(
+    data: TensorData, per_class: int, seed: int = 0
+) -> tuple[TensorData, TensorData]:
+    """Split a training set into (training, validation): ``per_class`` images of each
+    class drawn at random for validation, stratified and seeded on the CPU, so the split
+    is the same on every machine and in every process. Both keep ``data``'s statistics."""
+    g = torch.Generator().manual_seed(seed)
+    chosen = []
+    for c in range(len(data.classes)):
+        members = (data.labels == c).nonzero().flatten()
+        if len(members) <= per_class:
+            raise ValueError(
+                f"hold_out: class {data.classes[c]!r} has {len(members)} images; "
+                f"holding out {per_class} would leave none to train on"
+            )
+        chosen.append(members[torch.randperm(len(members), generator=g)[:per_class]])
+    val = torch.cat(chosen).sort().values
+    train = torch.ones(len(data), dtype=torch.bool)
+    train[val] = False
+
+    def part(index: torch.Tensor) -> TensorData:
+        return dataclasses.replace(
+            data, images=data.images[index], labels=data.labels[index]
+        )
+
+    return part(train.nonzero().flatten()), part(val)
 
 
 def normalize(

@@ -113,8 +113,8 @@ def plot_history(
     loss_label: str | dict[str, str] = "cross-entropy",
     acc_ylim: tuple[float, float] | None = None,
 ) -> plt.Figure:
-    """Learning curves per epoch, one colour per run (``histories``: name -> History).
-    ``loss_label`` names the criterion; a dict gives each run its own, and runs with
+    """Learning curves per epoch, one colour per run (``histories``: name -> History),
+    on the split each run evaluated (validation or test). ``loss_label`` names the criterion; a dict gives each run its own, and runs with
     different criteria get separate loss panels (their scales need not compare)."""
     labels = loss_label if isinstance(loss_label, dict) else {}
     criteria = list(dict.fromkeys(labels.get(n, loss_label) for n in histories))
@@ -128,13 +128,14 @@ def plot_history(
     loss_axes, ax_acc = dict(zip(criteria, axes[:-1], strict=True)), axes[-1]
     for i, (name, history) in enumerate(histories.items()):
         df = history.frame()
+        split, word = ("val", "validation") if "val_loss" in df else ("test", "test")
         ax_loss = loss_axes[labels.get(name, loss_label)]
         kw = {"color": f"C{i}"}  # one colour per run, in every panel
         ax_loss.plot(df.index, df["train_loss"], label=f"{name}: train", **kw)
-        ax_loss.plot(df.index, df["test_loss"], "--", label=f"{name}: test", **kw)
+        ax_loss.plot(df.index, df[f"{split}_loss"], "--", label=f"{name}: {word}", **kw)
         ax_acc.plot(df.index, df["train_top1"], alpha=0.5, label=f"{name}: train", **kw)
-        test = f"{name}: test {topk.replace('top', 'top-')}"
-        ax_acc.plot(df.index, df[f"test_{topk}"], "--", label=test, **kw)
+        evaluated = f"{name}: {word} {topk.replace('top', 'top-')}"
+        ax_acc.plot(df.index, df[f"{split}_{topk}"], "--", label=evaluated, **kw)
     for criterion, ax in loss_axes.items():
         ax.set(title="Loss", xlabel="epoch", ylabel=criterion)
     ax_acc.set(title="Accuracy", xlabel="epoch", ylabel="accuracy (%)")

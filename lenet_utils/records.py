@@ -10,6 +10,7 @@ import json
 import re
 import subprocess
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
@@ -99,6 +100,8 @@ def record_result(
     kind: str = "train",
     differs: dict | None = None,
     replace: bool = False,
+    seed: int = 0,
+    epoch_seconds: Sequence[float] | None = None,
 ) -> Path | None:
     """Write a full run's record as ``results/<chapter>--<dataset>--<model>--<device>.json``.
 
@@ -107,6 +110,9 @@ def record_result(
     recipe (``{"epochs": 1}``): it goes into the record and its file name, so a variant
     never takes the recipe's record. An existing record is replaced only on purpose:
     ``replace=True``, or ``$LENET_REPLACE_RECORDS=1`` (``scripts/record_chapter.py``).
+    A ``seed`` other than 0 is one more run of the recipe, kept beside the others (its
+    name ends in ``seed-N``). ``epoch_seconds`` (each epoch's training time) adds the
+    first epoch's time and the median of the others, the figure a busy epoch cannot skew.
     """
     _check(kind, chapter, params, epochs, top1, top5)
     if budget() != "full":
@@ -126,10 +132,13 @@ def record_result(
         "torch": torch.__version__,
         "commit": git_commit(),
         "date": _dt.date.today().isoformat(),
+        **_epoch_times(epoch_seconds),
+        "seed": int(seed),
         **(extra or {}),
         **({"differs": dict(differs)} if differs else {}),
     }
-    path = results_dir() / record_name(chapter, dataset, model, device, differs)
+    name = model if seed == 0 else f"{model} seed {seed}"
+    path = results_dir() / record_name(chapter, dataset, name, device, differs)
     top5_text = "" if top5 is None else f", top-5 {record['top5']}%"
     result = f"top-1 {record['top1']}%{top5_text}"
     if path.exists() and not (replace or replace_records()):
@@ -143,6 +152,16 @@ def record_result(
     atomic_write(path, lambda f: f.write(text.encode()))
     print(f"recorded {describe_path(path)}: {result}")
     return path
+
+
+def _epoch_times(seconds: Sequence[float] | None) -> dict:
+    """The first epoch's seconds (warm-up, caches) and the median of the others."""
+    if not seconds:
+        return {}
+    rest = sorted(seconds[1:] or seconds)
+    middle = len(rest) // 2
+    median = rest[middle] if len(rest) % 2 else (rest[middle - 1] + rest[middle]) / 2
+    return {"first_epoch_s": round(seconds[0], 2), "median_epoch_s": round(median, 2)}
 
 
 def record_name(

@@ -114,8 +114,10 @@ def fit(
     progress: bool | None = None,
     stop_after: int | None = None,
     settings: dict | None = None,
+    split: str = "test",
 ) -> History:
-    """Train for ``epochs`` epochs, evaluating on ``test`` after each; returns the history.
+    """Train for ``epochs`` epochs, evaluating on ``test`` after each; returns the history,
+    whose columns name the evaluated ``split`` (``"val"``: ``val_top1``, ``val_loss``).
 
     ``scheduler`` (e.g. ``OneCycleLR``) steps after every batch. With ``checkpoint`` the
     state is saved after each epoch, and a restart with the same path and ``settings``
@@ -145,9 +147,9 @@ def fit(
             )
         scores = evaluate(model, test, device, loss_fn=loss_fn, amp=amp)
         row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], **trained}
-        row.update({f"test_{k}": v for k, v in scores.items()})
+        row.update({f"{split}_{k}": v for k, v in scores.items()})
         history.epochs.append(row)
-        say(_epoch_line(row, epochs))
+        say(_epoch_line(row, epochs, split))
         if checkpoint is not None and is_main():
             save_checkpoint(checkpoint, model, optimizer, scheduler, history, settings)
     return history
@@ -300,12 +302,12 @@ def _printer(progress: bool) -> Callable[[str], None]:
     return tqdm.write  # prints above the live bars instead of through them
 
 
-def _epoch_line(row: dict, epochs: int) -> str:
-    top5 = f", top-5 {row['test_top5']:.2f}%" if "test_top5" in row else ""
+def _epoch_line(row: dict, epochs: int, split: str = "test") -> str:
+    top5 = f", top-5 {row[f'{split}_top5']:.2f}%" if f"{split}_top5" in row else ""
     return (
         f"epoch {row['epoch']:>2}/{epochs}: train loss {row['train_loss']:.4f}, "
-        f"top-1 {row['train_top1']:.2f}% | test loss {row['test_loss']:.4f}, "
-        f"top-1 {row['test_top1']:.2f}%{top5} | {row['seconds']:.1f} s"
+        f"top-1 {row['train_top1']:.2f}% | {split} loss {row[f'{split}_loss']:.4f}, "
+        f"top-1 {row[f'{split}_top1']:.2f}%{top5} | {row['seconds']:.1f} s"
     )
 
 

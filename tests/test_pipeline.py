@@ -9,6 +9,7 @@ from PIL import Image
 from lenet_utils.pipeline import (
     TensorLoader,
     box_downscale,
+    hold_out,
     make_loaders,
     normalize,
     random_affine,
@@ -264,3 +265,22 @@ def test_bad_loader_settings_are_one_clear_line(kwargs, error, message):
     images, labels = numbered(6)
     with pytest.raises(error, match=message):
         TensorLoader(images, labels, **kwargs)
+
+
+def test_the_validation_split_is_stratified_disjoint_and_the_same_every_time():
+    data = tensor_data(200)  # 20 images of each of 10 classes
+    train, val = hold_out(data, per_class=5, seed=3)
+    assert torch.bincount(val.labels).tolist() == [5] * 10  # stratified by class
+    assert torch.bincount(train.labels).tolist() == [15] * 10
+    # every image lands in exactly one part: the two never overlap
+    rows = {tuple(x.flatten().tolist()) for x in data.images}
+    assert len(rows) == 200  # (random images: all distinct)
+    seen_train = {tuple(x.flatten().tolist()) for x in train.images}
+    seen_val = {tuple(x.flatten().tolist()) for x in val.images}
+    assert not seen_train & seen_val and seen_train | seen_val == rows
+    again_train, again_val = hold_out(data, per_class=5, seed=3)
+    assert torch.equal(again_val.images, val.images)  # the same split every time
+    assert not torch.equal(hold_out(data, per_class=5, seed=4)[1].images, val.images)
+    assert (train.mean, val.std, val.title) == (data.mean, data.std, data.title)
+    with pytest.raises(ValueError, match="class '0' has 20 images; holding out 20"):
+        hold_out(data, per_class=20)

@@ -127,3 +127,24 @@ def test_the_course_records_follow_the_schema():
             record["kind"] == "exercise"
         ):  # the label of the exercise its solution quotes
             assert record.get("exercise", "").startswith("ex-"), path.name
+
+
+def test_each_seed_of_a_run_keeps_its_own_record_with_its_epoch_times(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("LENET_RESULTS_DIR", str(tmp_path))
+    monkeypatch.setenv("LENET_BUDGET", "full")
+    monkeypatch.delenv("LENET_REPLACE_RECORDS", raising=False)
+    args = dict(chapter="MNIST", dataset="MNIST", model="modern LeNet-5", params=10,
+                epochs=4, top1=99.0, top5=None, train_seconds=20.0,
+                device=torch.device("cpu"))  # fmt: skip
+    first = record_result(**args, epoch_seconds=[9.0, 4.0, 6.0, 5.0])
+    second = record_result(**args, seed=1, epoch_seconds=[3.0])
+    assert first.name == "04--mnist--modern-lenet-5--cpu.json"
+    assert second.name == "04--mnist--modern-lenet-5-seed-1--cpu.json"
+    saved = json.loads(first.read_text())
+    # the first epoch (warm-up) apart, then the median of the rest: 5, not the mean 6
+    assert (saved["first_epoch_s"], saved["median_epoch_s"]) == (9.0, 5.0)
+    assert saved["seed"] == 0 and saved["model"] == "modern LeNet-5"
+    one = json.loads(second.read_text())
+    assert (one["seed"], one["first_epoch_s"], one["median_epoch_s"]) == (1, 3.0, 3.0)
