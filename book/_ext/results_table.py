@@ -3,14 +3,16 @@
 The records are written by ``lenet_utils.records.record_result`` (training runs and, with
 ``kind: "bench"``, the benchmark), in its schema; the page's columns are defined here. The
 page is rebuilt from them on every book build, so it cannot drift from what the runs
-recorded.
+recorded. Records of one run that differ only in their seed are one row
+(:func:`group_seeds`): mean ± sample standard deviation, each seed listed under the table.
 """
 
 from __future__ import annotations
 
 import json
-
+import statistics
 from pathlib import Path
+from typing import NamedTuple
 
 from docutils import nodes
 from sphinx.util.docutils import SphinxDirective
@@ -28,7 +30,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("top5", "top-5 %"),
     ("target", "target"),
     ("met", "met"),
-    ("train_seconds", "train s"),
+    ("time", "train time"),
     ("device", "device"),
     ("provenance", "run (torch, commit, date)"),
 )
@@ -42,7 +44,7 @@ EXERCISE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("epochs", "epochs"),
     ("train_top1", "train top-1 %"),
     ("top1", "test top-1 %"),
-    ("train_seconds", "train s"),
+    ("time", "train time"),
     ("device", "device"),
     ("provenance", "run (torch, commit, date)"),
 )
@@ -63,6 +65,76 @@ BENCH_COLUMNS: tuple[tuple[str, str], ...] = (
 #: Bench fields that only some devices can measure (peak memory: CUDA alone). A ladder
 #: none of whose rungs measured one leaves its column out instead of a column of dashes.
 MEASURED_WHERE_POSSIBLE: tuple[str, ...] = ("peak_mem_mb",)
+
+
+#: What makes records one run apart from the seed: such records are one row of the page.
+SAME_RUN: tuple[str, ...] = (
+    "kind",
+    "chapter",
+    "dataset",
+    "model",
+    "device",
+    "differs",
+    "exercise",
+)
+
+#: The figures a row of several seeds gives as mean ± sample standard deviation.
+SPREAD_FIELDS: tuple[str, ...] = ("top1", "top5", "train_top1")
+
+#: The times a row of several seeds gives as the mean over its seeds.
+TIME_FIELDS: tuple[str, ...] = ("train_seconds", "median_epoch_s", "first_epoch_s")
+
+#: Joins a number to its unit ("± 0.04", "3 seeds", "5.1 s"): a narrow column wraps between
+#: them, never inside one.
+NBSP = "\u00a0"
+
+
+class Spread(NamedTuple):
+    """One figure over several seeds: the mean, the sample standard deviation (n - 1)."""
+
+    mean: float
+    std: float
+    seeds: int
+
+
+def seed_of(record: dict) -> int:
+    """The record's seed; records from before seeds were recorded are seed 0."""
+    return int(record.get("seed", 0))
+
+
+def group_seeds(records: list[dict]) -> list[list[dict]]:
+    """The records that are one run apart from the seed (same :data:`SAME_RUN` fields),
+    together: each group in seed order, the groups in the order of their first record."""
+    groups: dict[str, list[dict]] = {}
+    for r in records:
+        key = json.dumps([r.get(f) for f in SAME_RUN], sort_keys=True, default=str)
+        groups.setdefault(key, []).append(r)
+    return [sorted(g, key=seed_of) for g in groups.values()]
+
+
+def seed_row(group: list[dict]) -> dict:
+    """The table row of one group of seeds: a lone record as it is; for several, the first
+    seed's fields with :data:`SPREAD_FIELDS` as :class:`Spread`, the times as means over
+    the seeds, ``met`` counted and the provenance's distinct values."""
+    if len(group) == 1:
+        return group[0]
+    row = dict(group[0])
+    for key in SPREAD_FIELDS:
+        values = [r[key] for r in group if r.get(key) is not None]
+        row[key] = (
+            Spread(statistics.mean(values), statistics.stdev(values), len(values))
+            if len(values) > 1
+            else (values[0] if values else None)
+        )
+    for key in TIME_FIELDS:
+        values = [r.get(key) for r in group]
+        row[key] = None if None in values else statistics.mean(values)
+    met = [r.get("met") for r in group]
+    if None not in met and len(set(met)) > 1:
+        row["met"] = f"{sum(met)} of {len(met)}"
+    for key in ("torch", "commit", "date"):
+        row[key] = " / ".join(dict.fromkeys(str(r.get(key)) for r in group))
+    return row
 
 
 def bench_columns(rungs: list[dict]) -> tuple[tuple[str, str], ...]:
@@ -88,7 +160,26 @@ def read_records(folder: Path) -> list[dict]:
     return sorted(records, key=order)
 
 
+def _time(record: dict) -> str | None:
+    """The run's training time: the median epoch (first epoch apart) where it was timed
+    per epoch, else the training's wall time."""
+    median, first = record.get("median_epoch_s"), record.get("first_epoch_s")
+    if median is not None:
+        seconds = f"{_seconds(median)}{NBSP}s/epoch"
+        return (
+            seconds if first is None else f"{seconds} (first {_seconds(first)}{NBSP}s)"
+        )
+    total = record.get("train_seconds")
+    return None if total is None else f"{total:,.1f}{NBSP}s"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.2f}" if value < 1 else f"{value:,.1f}"
+
+
 def _value(key: str, record: dict):
+    if key == "time":
+        return _time(record)
     if key == "chapter" and record.get("chapter") in CHAPTERS:
         return f"{CHAPTERS.index(record['chapter']) + 1}. {record['chapter']}"
     if key == "provenance":
@@ -108,6 +199,9 @@ def _cell(key: str, value) -> str:
         return "yes" if value else "NO"
     if key == "params":
         return f"{value:,}"
+    if isinstance(value, Spread):
+        spread = f"{value.mean:.2f} ±{NBSP}{value.std:.2f}"
+        return f"{spread} ({value.seeds}{NBSP}seeds)" if key == "top1" else spread
     if key in ("top1", "top5", "train_top1"):
         return f"{value:.2f}"
     if key == "images_per_s":
@@ -141,11 +235,48 @@ class ResultsTable(SphinxDirective):
                 kind, "runs"
             )
             return [nodes.paragraph(text=f"No {what} have been recorded yet.")]
-        if kind == "exercise":
-            return [_table(EXERCISE_COLUMNS, runs)]
         if kind == "bench":
             return bench_tables(runs)
-        return [_table(COLUMNS, runs)]
+        groups = group_seeds(runs)
+        columns = EXERCISE_COLUMNS if kind == "exercise" else COLUMNS
+        return [_table(columns, [seed_row(g) for g in groups]), *seed_notes(groups)]
+
+
+def seed_notes(groups: list[list[dict]]) -> list[nodes.Node]:
+    """Under a table, each seed's own figures for every row of several seeds."""
+    several = [g for g in groups if len(g) > 1]
+    if not several:
+        return []
+    intro = nodes.paragraph(
+        text="A row of several seeds gives their mean ± sample standard deviation and "
+        "their mean times; each seed's own figures:"
+    )
+    items = nodes.bullet_list()
+    for group in several:
+        first = group[0]
+        chapter = first.get("chapter")
+        number = CHAPTERS.index(chapter) + 1 if chapter in CHAPTERS else chapter
+        what = [f"Chapter {number}", first.get("exercise")]
+        what += [f"{_value('model', first)} on {first['dataset']}", first["device"]]
+        seeds = "; ".join(_seed_figures(r) for r in group)
+        item = nodes.list_item()
+        item += nodes.paragraph(text=f"{', '.join(w for w in what if w)}: {seeds}.")
+        items += item
+    return [intro, items]
+
+
+def _seed_figures(record: dict) -> str:
+    """``seed 1: top-1 99.43%, 5.1 s/epoch (first 7.9 s)`` for one record (with its
+    top-5 and train top-1 where recorded)."""
+    test = "test top-1" if record.get("train_top1") is not None else "top-1"
+    titles = (("train_top1", "train top-1"), ("top1", test), ("top5", "top-5"))
+    figures = [
+        f"{title} {record[key]:.2f}%"
+        for key, title in titles
+        if record.get(key) is not None
+    ]
+    time = _time(record)
+    return f"seed {seed_of(record)}: " + ", ".join(figures + ([time] if time else []))
 
 
 def bench_tables(runs: list[dict]) -> list[nodes.Node]:
