@@ -3,8 +3,7 @@
 Decoding JPEGs and WebPs takes minutes, so :func:`cached` keeps a split's ``uint8`` tensors
 in a ``.pt`` file. Full Imagenet32 (3.9 GB as ``uint8``; Imagenet64 15.7 GB) unpickled in
 each DDP process would be held once per process: :func:`cached_memmap` maps it from one
-raw file instead, whose pages all the processes of a machine share (the page cache).
-"""
+raw file instead, whose pages all the processes of a machine share (the page cache)."""
 
 from __future__ import annotations
 
@@ -65,8 +64,7 @@ def cached(
     if path.exists() and (data := _load_pt(path)) is not None:
         return data
     data = build()
-    # older versions of the same sources
-    for stale in path.parent.glob(f"{name}__*.pt"):
+    for stale in path.parent.glob(f"{name}__*.pt"):  # older versions of the sources
         stale.unlink(missing_ok=True)
     try:
         atomic_write(path, lambda f: torch.save(vars(data), f))

@@ -3,6 +3,7 @@ cache, logs), and one clear line when the disk says no."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import tempfile
@@ -54,9 +55,7 @@ def check_writable(path: str | os.PathLike) -> Path:
     except OSError as err:
         raise WriteError(_explain(path, err)) from None
     if not os.access(path.parent, os.W_OK):
-        raise WriteError(
-            f"{describe_path(path.parent)} is not writable: choose a folder you can write to"
-        )
+        raise WriteError(_explain(path, PermissionError(errno.EACCES, "not writable")))
     return path
 
 
@@ -65,17 +64,13 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
     place: a crash or an error leaves the old file (or none), never half of a new one.
     A failed write raises :class:`WriteError` with one line that names the folder."""
     path = check_writable(path)
-    now = time.time()
-    for old in path.parent.glob(f".{path.name}.*.tmp"):  # left by a killed writer
-        try:
+    prefix, now = f".{path.name}.", time.time()
+    for old in path.parent.glob(f"{prefix}*.tmp"):  # left by a killed writer
+        with contextlib.suppress(OSError):  # another writer's file, or gone already
             if now - old.stat().st_mtime > STALE_SECONDS:
                 old.unlink()
-        except OSError:  # another writer's file, or gone already
-            pass
     try:
-        fd, tmp = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-        )
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".tmp")
     except OSError as err:
         raise WriteError(_explain(path, err)) from None
     try:

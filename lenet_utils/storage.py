@@ -262,13 +262,9 @@ def stamp(path: Path) -> list:
     if path.is_file():
         st = path.stat()
         return [str(path), st.st_size, st.st_mtime_ns]
-    sizes = mtimes = count = 0
-    for folder, _, names in os.walk(path):
-        for name in names:
-            st = os.stat(os.path.join(folder, name))
-            count, sizes = count + 1, sizes + st.st_size
-            mtimes = max(mtimes, st.st_mtime_ns)
-    return [str(path), count, sizes, mtimes]
+    stats = [Path(d, n).stat() for d, _, names in os.walk(path) for n in names]
+    mtime = max((st.st_mtime_ns for st in stats), default=0)
+    return [str(path), len(stats), sum(st.st_size for st in stats), mtime]
 
 
 def unpickle(path: Path) -> dict:
