@@ -1,9 +1,6 @@
-"""LeNet-5 drawn in the style of the paper's Fig. 2 (LeCun et al. 1998).
-
-:func:`draw_architecture` draws a model as stacks of feature maps, left to right, every
-label read off one forward pass (:func:`lenet_utils.tables.layer_table`), so the figure
-cannot drift from the model; :func:`architecture_labels` gives the same words as data.
-"""
+"""LeNet-5 drawn in the style of the paper's Fig. 2 (LeCun et al. 1998), every label read
+off one forward pass (:func:`lenet_utils.tables.layer_table`), so that the figure cannot
+drift from the model."""
 
 from __future__ import annotations
 
@@ -164,7 +161,7 @@ def _boxes(columns: Sequence[Column], scale: float) -> list[_Box]:
 def _gaps(
     geo: list[_Box], label_w: Sequence[float], op_w: Sequence[float]
 ) -> tuple[list[float], float, float]:
-    """The least gaps between columns, and margins, for no two texts to touch."""
+    """The least gaps between columns for no texts to touch, the left margin, the slack."""
     g: list[float] = [0.0]  # g[i]: space between column i-1 and column i
     for i in range(1, len(geo)):
         centres = (geo[i - 1][0] + geo[i][0]) / 2
@@ -175,7 +172,7 @@ def _gaps(
         g.append(need)
     left = max(0.15, label_w[0] / 2 - geo[0][0] / 2 + 0.1)
     right = max(0.15, label_w[-1] / 2 - geo[-1][0] / 2 + 0.1)
-    return g, left, right
+    return g, left, _FIG_W - (left + right + sum(w for w, _, _ in geo) + sum(g))
 
 
 def layout(
@@ -186,9 +183,8 @@ def layout(
 
     def fits(scale: float) -> bool:  # squares of ``scale`` in/px leave every text room
         geo = _boxes(columns, scale)
-        g, left, right = _gaps(geo, label_w, op_w)
-        total = left + right + sum(w for w, _, _ in geo) + sum(g)
-        return total <= _FIG_W and max(h for _, h, _ in geo) <= room - 0.1
+        slack = _gaps(geo, label_w, op_w)[2]
+        return slack >= 0 and max(h for _, h, _ in geo) <= room - 0.1
 
     biggest = max((c.side for c in columns if c.maps), default=1)
     lo, hi = 0.005, 2.0 / biggest
@@ -196,9 +192,8 @@ def layout(
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if fits(mid) else (lo, mid)
     geo = _boxes(columns, lo)
-    g, left, right = _gaps(geo, label_w, op_w)
-    slack = _FIG_W - (left + right + sum(w for w, _, _ in geo) + sum(g))
-    g = [0.0] + [x + slack / (len(columns) - 1) for x in g[1:]] if len(g) > 1 else g
+    g, left, slack = _gaps(geo, label_w, op_w)
+    g = [0.0] + [x + slack / (len(g) - 1) for x in g[1:]]  # the slack shared out
     tallest = max(h for _, h, _ in geo)
     y_mid = _OP_H + 0.05 + tallest / 2 + (room - tallest) / 2
     lefts, x = [], left
@@ -235,9 +230,8 @@ def draw_architecture(
 
     ``input_size`` includes the batch dimension (by default the model's ``in_channels``
     and ``input_size``, else ``(1, 1, 32, 32)``). Each convolution, pooling and linear
-    layer is a column labelled ``C3: 16@10x10``, its operation below; at most 8 squares a
-    stack, and layers of units (and 1x1 maps) are bars that grow with the number of units.
-    """
+    layer is a column labelled ``C3: 16@10x10``, its operation below; at most 8 squares
+    a stack; layers of units (and 1x1 maps) are bars that grow with the units."""
     columns = _columns(model, tuple(input_size or _default_input_size(model)))
     # a pyplot figure, like lenet_utils.plots: the notebooks end the cell with plt.show()
     fig = plt.figure(figsize=(_FIG_W, _FIG_H), dpi=_DPI, facecolor="white")

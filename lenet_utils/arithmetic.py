@@ -2,8 +2,7 @@
 
 Plain integers, following PyTorch exactly: a layer it refuses raises a ``ValueError``
 stating the rule (:data:`RULES`). As in the paper, *connections* count every input-to-unit
-link, bias included (a shared weight is one parameter but many connections).
-"""
+link, bias included (a shared weight is one parameter but many connections)."""
 
 from __future__ import annotations
 
@@ -193,8 +192,7 @@ def output_size(
     Per axis ``floor((W + 2P - D(F - 1) - 1) / S) + 1`` (``ceil`` with ``ceil_mode``); each
     argument, as in PyTorch, is an int or a ``(height, width)`` pair (then so is the result).
     ``kind`` is a key of :data:`LAYER_KINDS`. Raises ``ValueError`` for every layer PyTorch
-    refuses, and for an input of zero pixels.
-    """
+    refuses, and for an input of zero pixels."""
     geometry = [size, kernel_size, stride, padding, dilation]
     return output_size_and_formula(geometry, ceil_mode, kind=kind, name=name)[0]
 

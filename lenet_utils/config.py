@@ -6,8 +6,7 @@
 * ``LENET_RESULTS_DIR``: results records (default the checkout's ``results/``);
 * ``LENET_CHECKPOINT_DIR``: checkpoints (default ``~/.cache/lenet5-course/checkpoints``);
 * ``LENET_REPLACE_RECORDS``: ``1`` lets a full run replace an existing record;
-* ``LENET_PROGRESS``: ``0`` prints one line per epoch (the book's outputs), not live bars.
-"""
+* ``LENET_PROGRESS``: ``0``: one line per epoch (the book's outputs), not live bars."""
 
 from __future__ import annotations
 

@@ -1,15 +1,12 @@
-"""Per-layer tables: the paper's four figures for one layer, and for every layer of a model.
-
-:func:`layer_counts` counts one layer (chapter 1's calculator); :func:`layer_table` runs one
-dummy batch through a model and lists every layer by its own name (C1, S2, ...);
-:func:`table_frame` makes that a DataFrame. The rules are in :mod:`lenet_utils.arithmetic`.
-"""
+"""Per-layer tables: the paper's four figures for one layer (chapter 1's calculator) and
+for every layer of a model, by its own name (C1, S2, ...), read off one dummy batch; the
+rules are in :mod:`lenet_utils.arithmetic`."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Callable, Iterable, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Iterable, NamedTuple, Sequence
 
 import torch
 from torch import nn
@@ -70,8 +67,7 @@ def layer_counts(
     """Output shape, parameters, connections and MACs of one convolution or pooling layer.
 
     ``kind`` and the geometry as in :func:`output_size`; ``out_channels``, ``groups`` and
-    ``bias`` for a convolution only (pooling keeps the channels and has no parameters).
-    """
+    ``bias`` for a convolution only (pooling keeps the channels and has no parameters)."""
     # Checked in the order of chapter 1's calculator, which shows the same first error.
     in_channels = checked_count(in_channels, "in_channels", name)
     if kind == "conv":
@@ -136,53 +132,43 @@ def _counts(
     return None
 
 
-def _counted_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """The modules :func:`layer_table` hooks, by short name: the leaves, and modules that
-    count themselves (they hide their children, e.g. a sparse C3 made of convs)."""
+def _counted_layers(model: nn.Module) -> dict[nn.Module, str]:
+    """The modules :func:`layer_table` hooks, with their short names: the leaves, and
+    modules that count themselves (they hide their children, e.g. a sparse C3 of convs)."""
     self_counting = {
         m for m in model.modules() if callable(getattr(m, "lenet_counts", None))
     }
     hidden = {c for m in self_counting for c in m.modules() if c is not m}
-    return [
-        ((name or type(module).__name__).split(".")[-1], module)
+    return {
+        module: (name or type(module).__name__).split(".")[-1]
         for name, module in model.named_modules()
         if module not in hidden
         and (module in self_counting or not list(module.children()))
-    ]
-
-
-def _recorder(name: str, rows: list[LayerRow]) -> Callable[..., None]:
-    """A forward hook that appends the row of the layer ``name`` to ``rows``."""
-
-    def record(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        in_shape, out_shape = tuple(inputs[0].shape), tuple(output.shape)
-        counts = _counts(module, in_shape, out_shape, name)
-        if counts is not None:
-            params = sum(p.numel() for p in module.parameters() if p.requires_grad)
-            kind = type(module).__name__
-            rows.append(LayerRow(name, kind, in_shape, out_shape, params, *counts))
-
-    return record
+    }
 
 
 def layer_table(
     model: nn.Module | Iterable[tuple[str, nn.Module]],
     input_size: Sequence[int],
 ) -> list[LayerRow]:
-    """Run one dummy batch through ``model`` and tabulate every counting layer.
-
-    ``model`` is a module or a list of ``(name, layer)`` pairs; ``input_size`` includes the
-    batch dimension, e.g. ``(1, 1, 32, 32)``. Convolution, linear, pooling and batch-norm
-    layers are listed in the order they run, by their own name; so is a module with
-    ``lenet_counts(in_shape, out_shape) -> (connections, macs)``, with its own counts.
-    """
+    """Run one dummy batch through ``model`` (or ``(name, layer)`` pairs) and list its
+    convolution, linear, pooling and batch-norm layers in the order they run, by their own
+    names, and modules with ``lenet_counts(in_shape, out_shape) -> (connections, macs)``.
+    ``input_size`` includes the batch dimension, e.g. ``(1, 1, 32, 32)``."""
     if not isinstance(model, nn.Module):
         model = nn.Sequential(OrderedDict(model))
     rows: list[LayerRow] = []
-    handles = [
-        module.register_forward_hook(_recorder(name, rows))
-        for name, module in _counted_layers(model)
-    ]
+    names = _counted_layers(model)
+
+    def record(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        in_shape, out_shape = tuple(inputs[0].shape), tuple(output.shape)
+        counts = _counts(module, in_shape, out_shape, names[module])
+        if counts is not None:
+            params = sum(p.numel() for p in module.parameters() if p.requires_grad)
+            row = (names[module], type(module).__name__, in_shape, out_shape, params)
+            rows.append(LayerRow(*row, *counts))
+
+    handles = [module.register_forward_hook(record) for module in names]
     was_training = model.training
     model.eval()
     try:
@@ -205,8 +191,7 @@ def table_frame(rows: Sequence[LayerRow]) -> pd.DataFrame:
     def shape(s: tuple[int, ...]) -> str:  # (1, 6, 28, 28) -> 6x28x28
         return "x".join(str(n) for n in s[1:])
 
-    columns = [f.name for f in fields(LayerRow)]
-    frame = pd.DataFrame({c: [getattr(r, c) for r in rows] for c in columns})
+    frame = pd.DataFrame(map(vars, rows), columns=[f.name for f in fields(LayerRow)])
     for column in ("input_shape", "output_shape"):
         frame[column] = frame[column].map(shape)
     counts = {"params": "int64", "connections": "int64", "macs": "int64"}
