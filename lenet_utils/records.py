@@ -119,27 +119,23 @@ def record_result(
         print("smoke budget: result not recorded")
         return None
     record = {
-        "kind": kind,
-        "chapter": chapter,
-        "dataset": dataset,
-        "model": model,
-        "params": int(params),
-        "epochs": int(epochs),
-        "top1": round(float(top1), 2),
+        "kind": kind, "chapter": chapter, "dataset": dataset, "model": model,
+        "params": int(params), "epochs": int(epochs), "top1": round(float(top1), 2),
         "top5": None if top5 is None else round(float(top5), 2),
-        "train_seconds": round(float(train_seconds), 1),
-        "device": device_name(device),
-        "torch": torch.__version__,
-        "commit": git_commit(),
-        "date": _dt.date.today().isoformat(),
-        **_epoch_times(epoch_seconds),
-        "seed": int(seed),
-        **(extra or {}),
+        "train_seconds": round(float(train_seconds), 1), "device": device_name(device),
+        "torch": torch.__version__, "commit": git_commit(),
+        "date": _dt.date.today().isoformat(), **_epoch_times(epoch_seconds),
+        "seed": int(seed), **(extra or {}),
         **({"differs": dict(differs)} if differs else {}),
-    }
+    }  # fmt: skip
     name = model if seed == 0 else f"{model} seed {seed}"
     path = results_dir() / record_name(chapter, dataset, name, device, differs)
-    top5_text = "" if top5 is None else f", top-5 {record['top5']}%"
+    return _write(path, record, replace)
+
+
+def _write(path: Path, record: dict, replace: bool) -> Path | None:
+    """Write ``record`` to ``path`` at once, unless a record there is to be kept."""
+    top5_text = "" if record["top5"] is None else f", top-5 {record['top5']}%"
     result = f"top-1 {record['top1']}%{top5_text}"
     if path.exists() and not (replace or replace_records()):
         print(

@@ -258,7 +258,8 @@ class _EpochSums:
 def precision(device: torch.device, amp: bool = True) -> str:
     """The precision rule of ``fit`` and the ladder: ``"bf16"`` autocast on CUDA GPUs
     with native bf16 (compute capability 8.0 and up), ``"fp16"`` with a gradient scaler
-    on older ones (Colab's T4: 7.5), else ``"fp32"`` (bf16 on a CPU trained badly)."""
+    on older ones (Colab's T4: 7.5), else ``"fp32"``: on a CPU, bf16 pays only where it
+    has bf16 instructions, and fp32 keeps every machine's CPU runs comparable."""
     if not (amp and device.type == "cuda"):
         return "fp32"
     return "bf16" if torch.cuda.get_device_capability(device)[0] >= 8 else "fp16"
