@@ -19,18 +19,10 @@ Modules, one job each:
 * :mod:`lenet_utils.architecture`: the paper's Fig. 2, drawn from a model;
 * :mod:`lenet_utils.bench`: the fast-training ladder (``python -m lenet_utils.bench``);
 * :mod:`lenet_utils.distributed`: one process per GPU under ``torchrun`` (DDP);
-* :mod:`lenet_utils.train`: the command line (``python -m lenet_utils.train``).
-"""
+* :mod:`lenet_utils.train`: the command line (``python -m lenet_utils.train``)."""
 
-from .config import (
-    budget,
-    data_root,
-    device_name,
-    get_device,
-    is_smoke,
-    seed_everything,
-    setup,
-)
+from .config import budget, data_root, device_name, get_device, is_smoke
+from .config import seed_everything, setup
 from .models import LeNet5, count_parameters
 
 __version__ = "0.1.0"

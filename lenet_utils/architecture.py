@@ -108,10 +108,8 @@ def _columns(model: nn.Module, input_size: Sequence[int]) -> list[Column]:
 def _default_title(model: nn.Module) -> str:
     """``LeNet-5 (modern): layers and their maps``, or the class name for other models."""
     name = type(model).__name__
-    if name == "LeNet5":
-        return f"LeNet-5 ({getattr(model, 'variant', 'modern')}): layers and their maps"
-    if name == "LeNet1998":
-        return "LeNet-5 (1998): layers and their maps"
+    if name in ("LeNet5", "LeNet1998"):  # LeNet1998, the paper's, has no variant
+        name = f"LeNet-5 ({getattr(model, 'variant', '1998')})"
     return f"{name}: layers and their maps"
 
 

@@ -55,9 +55,8 @@ def _load_pt(path: Path) -> TensorData | None:
 def cached(
     name: str, key: list, build: Callable[[], TensorData], cache: bool = True
 ) -> TensorData:
-    """``build()``'s result, stored once as ``<cache_dir>/<name>__<hash of key>.pt`` and
-    built again when ``key`` (e.g. the sources' sizes and times) changes; a cache that
-    cannot be written only warns."""
+    """``build()``'s result, kept in ``<cache_dir>/<name>__<hash of key>.pt`` until ``key``
+    (e.g. the sources' sizes and times) changes; a cache that cannot be written warns."""
     if not cache:
         return build()
     path = cache_dir() / f"{_file_name(name, PT_VERSION, key)}.pt"

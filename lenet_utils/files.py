@@ -60,9 +60,8 @@ def check_writable(path: str | os.PathLike) -> Path:
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
-    """Write ``path`` through ``write(file)`` into a temporary file, then rename it into
-    place: a crash or an error leaves the old file (or none), never half of a new one.
-    A failed write raises :class:`WriteError` with one line that names the folder."""
+    """Write ``path`` through ``write(file)`` into a temporary file renamed into place: a
+    crash or an error leaves the old file (or none), never half of a new one."""
     path = check_writable(path)
     prefix, now = f".{path.name}.", time.time()
     for old in path.parent.glob(f"{prefix}*.tmp"):  # left by a killed writer

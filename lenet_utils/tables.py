@@ -14,18 +14,9 @@ from torch import nn
 if TYPE_CHECKING:  # pandas is imported when a table is made, not with the package
     import pandas as pd
 
-from .arithmetic import (
-    Size,
-    checked_count,
-    checked_groups,
-    conv_connections,
-    conv_macs,
-    conv_params,
-    linear_macs,
-    linear_params,
-    output_size,
-    subsampling_connections,
-)
+from .arithmetic import Size, checked_count, checked_groups, conv_connections, conv_macs
+from .arithmetic import conv_params, linear_macs, linear_params, output_size
+from .arithmetic import subsampling_connections
 
 __all__ = ["LayerCounts", "LayerRow", "layer_counts", "layer_table", "table_frame"]
 
