@@ -92,8 +92,12 @@ def _layer_column(row: LayerRow, module: nn.Module | None) -> Column:
     return Column(label, maps, side, op, kernel, stride, (_MAP_FILL,))
 
 
-def _columns(model: nn.Module, input_size: Sequence[int]) -> list[Column]:
-    """The input and every drawn layer of ``model``, read off one forward pass."""
+def _columns(model: nn.Module, input_size: Sequence[int] | None) -> list[Column]:
+    """The input and every drawn layer of ``model``, read off one forward pass of one image
+    (by default of the model's ``in_channels`` and ``input_size``, else 1 and 32)."""
+    if not input_size:
+        side = int(getattr(model, "input_size", 32))
+        input_size = (1, int(getattr(model, "in_channels", 1)), side, side)
     rows = [r for r in layer_table(model, input_size) if r.kind not in _NOT_DRAWN]
     if not rows:
         raise ValueError(
@@ -113,18 +117,11 @@ def _default_title(model: nn.Module) -> str:
     return f"{name}: layers and their maps"
 
 
-def _default_input_size(model: nn.Module) -> tuple[int, int, int, int]:
-    """One image of the model's ``in_channels`` and ``input_size`` (else 1 and 32)."""
-    side = int(getattr(model, "input_size", 32))
-    return 1, int(getattr(model, "in_channels", 1)), side, side
-
-
 def architecture_labels(
     model: nn.Module, input_size: Sequence[int] | None = None
 ) -> list[tuple[str, str]]:
     """(label, operation) per drawn column, e.g. ``("C1: 6@28x28", "5x5 convolutions")``."""
-    size = input_size or _default_input_size(model)
-    return [(c.label, c.operation) for c in _columns(model, size)]
+    return [(c.label, c.operation) for c in _columns(model, input_size)]
 
 
 # Layout sizes, in inches: bars, the space around texts, the rows of text.
@@ -230,7 +227,7 @@ def draw_architecture(
     and ``input_size``, else ``(1, 1, 32, 32)``). Each convolution, pooling and linear
     layer is a column labelled ``C3: 16@10x10``, its operation below; at most 8 squares
     a stack; layers of units (and 1x1 maps) are bars that grow with the units."""
-    columns = _columns(model, tuple(input_size or _default_input_size(model)))
+    columns = _columns(model, input_size)
     # a pyplot figure, like lenet_utils.plots: the notebooks end the cell with plt.show()
     fig = plt.figure(figsize=(_FIG_W, _FIG_H), dpi=_DPI, facecolor="white")
     ax = fig.add_axes((0, 0, 1, 1))
