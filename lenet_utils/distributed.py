@@ -139,12 +139,6 @@ def world_size() -> int:
     return dist.get_world_size() if is_distributed() else 1
 
 
-def local_rank() -> int:
-    """This process's rank on its own machine (``LOCAL_RANK``, else the rank)."""
-    value = os.environ.get("LOCAL_RANK", "").strip()
-    return int(value) if is_distributed() and value else rank()
-
-
 def is_main() -> bool:
     """True on rank 0: the one process that prints, records and checkpoints."""
     return rank() == 0
@@ -154,7 +148,8 @@ def is_main() -> bool:
 def main_first(local: bool = True) -> Iterator[None]:
     """Run the block on rank 0 first (per machine if ``local``), then on the others: one
     process builds a cache (decoded images, a memory map), the others then read it."""
-    first, wait = (local_rank() if local else rank()) == 0, is_distributed()
+    wait, local_rank = is_distributed(), os.environ.get("LOCAL_RANK", "").strip()
+    first = (int(local_rank) if local and local_rank and wait else rank()) == 0
     if wait and not first:
         dist.barrier()
     try:
