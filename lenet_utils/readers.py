@@ -128,11 +128,11 @@ def _load_cifar10(
     root: Path, split: str, per_class: int | None, download: bool, cache: bool
 ) -> TensorData:
     folder = root / "cifar-10-batches-py"
-    batches = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else []
-    batches = batches or ["test_batch"]
+    names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else []
+    paths = [folder / n for n in names or ["test_batch"]]
     jpeg_zip = root / f"cifar10-jpg-{split}.zip"
-    looked_for = [f"{folder.name}/{b}" for b in batches] + [jpeg_zip.name]
-    have_pickles = all((folder / b).is_file() for b in batches)
+    looked_for = [f"{folder.name}/{p.name}" for p in paths] + [jpeg_zip.name]
+    have_pickles = all(p.is_file() for p in paths)
     if not have_pickles and jpeg_zip.is_file():
 
         def build() -> TensorData:
@@ -157,7 +157,6 @@ def _load_cifar10(
             "CIFAR-10", root, looked_for,
             [root, root / "cifar-10-python.tar.gz", folder],
         )  # fmt: skip
-    paths = [folder / b for b in batches]
     images, labels = read_batches(paths, (3, 32, 32), 10, 0, per_class)
     return TensorData(
         images, labels, list(CIFAR10_CLASSES), "cifar10", "CIFAR-10",
