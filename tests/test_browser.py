@@ -9,6 +9,10 @@ One survey visits every page four times: light and dark colour modes, at 1280 px
   either mode and at either width;
 - exactly one search control is visible;
 - no page scrolls sideways at 400 px (wide code and tables scroll inside their own boxes);
+- nothing in the article scrolls sideways in its own box at 1280 px: no code block, stored
+  output or table (code is formatted to 88 characters, and outputs wrap);
+- at 400 px only code and display math may scroll in their own boxes: prose, stored outputs,
+  tables and figures may not;
 - the results table fits its column at 1280 px;
 - no chapter is taller than ``MAX_CHAPTER_HEIGHT`` at 1280 px.
 
@@ -147,6 +151,57 @@ const wide = out.filter(e => !out.some(o => o !== e && e.contains(o)))
                         + ' "' + e.textContent.trim().slice(0, 40) + '"');
 return {excess: root.scrollWidth - room, wide};
 """
+# Every box in the article that scrolls sideways (more content than room), with what it holds:
+# code (a code cell or a code block), output (a stored text output), table, figure, math, or
+# prose. Its text is the block's own (a pandas table without its <style>), to name it. Folded
+# content (an exercise's solution, a closed <details>) is measured as a reader who opens it sees
+# it: opened, without transitions, for the measurement, and folded again.
+SCROLL_BOXES = """
+const kind = e => {
+  const has = sel => e.querySelector(sel) || e.closest(sel);
+  if (e.closest('mjx-container')) return 'math';
+  if (has('table')) return 'table';
+  if (e.closest('.cell_output')) return has('img, svg, canvas, video') ? 'figure' : 'output';
+  if (has('pre')) return 'code';
+  if (has('img, svg, canvas, video, figure')) return 'figure';
+  return 'prose';
+};
+const describe = e => {
+  const named = e.matches('pre, table') ? e : (e.querySelector('pre, table') || e);
+  const cell = e.closest('.cell');
+  let section = e.closest('section'), heading = null;
+  for (; section && !heading; section = section.parentElement.closest('section')) {
+    heading = section.querySelector(':scope > :is(h1, h2, h3, h4)');
+  }
+  return {kind: kind(e), px: e.scrollWidth - e.clientWidth,
+          cell: cell ? cells.indexOf(cell) + 1 : null,
+          section: heading ? heading.textContent.trim().replace(/#$/, '')
+                             + (e.closest('.solution') ? ', a solution' : '') : null,
+          text: named.textContent.trim().replace(/\\s+/g, ' ').slice(0, 60)};
+};
+const cells = [...document.querySelectorAll('.bd-article .cell')];
+const still = document.createElement('style');
+still.textContent = '* { transition: none !important; }';
+document.head.append(still);
+const folded = [...document.querySelectorAll('.bd-article .toggle-hidden')];
+const closed = [...document.querySelectorAll('.bd-article details:not([open])')];
+folded.forEach(e => e.classList.remove('toggle-hidden'));
+closed.forEach(d => { d.open = true; });
+try {
+  return [...document.querySelectorAll('.bd-article *:not(pre *)')]
+    .filter(e => ['auto', 'scroll'].includes(getComputedStyle(e).overflowX)
+                 && e.scrollWidth > e.clientWidth + 1)
+    .map(describe);
+} finally {
+  folded.forEach(e => e.classList.add('toggle-hidden'));
+  closed.forEach(d => { d.open = false; });
+  document.body.offsetHeight;  // folded again before transitions return: none runs
+  still.remove();
+}
+"""
+# What may scroll sideways in its own box, by width: nothing at 1280 px; code and display math
+# on a phone (a line of code must not wrap, an equation cannot).
+MAY_SCROLL = {1280: (), 400: ("code", "math")}
 FIRST_FIGURE = """
 const img = [...document.querySelectorAll('.bd-article img')]
   .find(i => i.naturalWidth > 100 && i.getClientRects().length);
@@ -195,6 +250,7 @@ class Survey:
         self.search: dict[str, dict[str, list]] = {}  # page -> pass -> controls
         self.tables: dict[str, list] = {}  # page -> results tables at 1280
         self.sideways: dict[str, dict] = {}  # "page [pass]" -> excess px, at 400
+        self.scrolling: dict[int, dict[str, list]] = {}  # width -> page -> boxes, light
         self.ids: dict = {}
         self.checked = 0
 
@@ -258,6 +314,10 @@ class Survey:
             self.problems.append(f"{where}: page shows the {mode_now} theme")
         if first_pass:
             self.check_content(rel, where)
+        if mode == MODES[0]:  # the layout is the same in both modes
+            boxes = b.execute_script(SCROLL_BOXES)
+            if boxes:
+                self.scrolling.setdefault(width, {})[rel] = boxes
         if width < 1000:
             found = b.execute_script(SIDEWAYS)
             if found["excess"] > 0:
@@ -355,6 +415,13 @@ class Survey:
         lines += [f"{h:>8,} px  {rel}" for rel, h in sorted(self.heights.items())]
         lines += ["", "Results tables at 1280 px:", json.dumps(self.tables)]
         lines += ["", "Pages scrolling sideways on a phone:", json.dumps(self.sideways)]
+        for width, found in sorted(self.scrolling.items()):
+            lines += ["", f"Boxes scrolling sideways at {width} px (light):"]
+            lines += [
+                f"{rel} {place(box)}: {box['kind']}, {box['px']} px: {box['text']!r}"
+                for rel, boxes in sorted(found.items())
+                for box in boxes
+            ]
         (SHOTS / "report.txt").write_text("\n".join(lines) + "\n")
         (SHOTS / "problems.txt").write_text(
             "\n".join(self.problems) + "\n" if self.problems else "none\n"
@@ -368,6 +435,7 @@ class Survey:
                     "search": self.search,
                     "results_tables": self.tables,
                     "sideways": self.sideways,
+                    "scrolling": self.scrolling,
                 },
                 indent=1,
             )
@@ -422,6 +490,47 @@ def test_no_page_scrolls_sideways_on_a_phone(survey):
     assert not wrong, (
         "pages wider than a 400 px phone screen (let the element wrap, or scroll in its own "
         "box; see book/_static/course.css):\n" + "\n".join(wrong)
+    )
+
+
+def place(box: dict) -> str:
+    """Where a scrolling box is on its page: its code cell, else its section."""
+    if box["cell"]:
+        return f"code cell {box['cell']}"
+    return f"in {box['section']!r}" if box["section"] else "outside any section"
+
+
+def wide_boxes(survey, width: int) -> list[str]:
+    """One line per page where a box that may not scroll sideways at ``width`` does."""
+    lines = []
+    for rel, boxes in sorted(survey.scrolling.get(width, {}).items()):
+        wrong = [b for b in boxes if b["kind"] not in MAY_SCROLL[width]]
+        if wrong:
+            first = wrong[0]
+            lines.append(
+                f"{rel}: {len(wrong)} box(es) scroll sideways; the first ({place(first)}, "
+                f"{first['kind']}, {first['px']} px too wide): {first['text']!r}"
+            )
+    return lines
+
+
+def test_code_and_outputs_fit_at_1280(survey):
+    assert survey.heights, "no page was surveyed"
+    wrong = wide_boxes(survey, 1280)
+    assert not wrong, (
+        "code blocks, outputs or tables that scroll sideways at 1280 px (format code to 88 "
+        "characters; print long messages and reprs on several lines; narrow the table; "
+        "every box is listed in _build/browser-check/report.txt):\n" + "\n".join(wrong)
+    )
+
+
+def test_prose_tables_and_figures_fit_on_a_phone(survey):
+    assert survey.heights, "no page was surveyed"
+    wrong = wide_boxes(survey, 400)
+    assert not wrong, (
+        "at 400 px only code and display math may scroll sideways in their own boxes; prose, "
+        "outputs, tables and figures must fit (every box is listed in "
+        "_build/browser-check/report.txt):\n" + "\n".join(wrong)
     )
 
 
