@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from . import distributed
+from .bench import lr_for_batch
 from .config import BUDGET_ENV, BUDGETS, DEVICES, budget, describe_path, device_name
 from .config import results_dir, seed_everything
 from .files import WriteError, atomic_write, check_writable
@@ -114,7 +115,8 @@ OPTIONS = (
     (TRAINING, "--epochs", dict(type=int, metavar="N", help="(smoke budget: 2)")),
     (TRAINING, "--batch-size", dict(type=int, metavar="B", help="the global batch: "
      "under torchrun each of N processes takes B/N images a step")),
-    (TRAINING, "--lr", dict(type=float, help="peak learning rate of the one-cycle")),
+    (TRAINING, "--lr", dict(type=float, help="peak learning rate of the one-cycle "
+     "(default: the recipe's, times the square root of the --batch-size ratio)")),
     (TRAINING, "--weight-decay", dict(type=float, metavar="WD")),
     (TRAINING, "--padding", dict(type=int, metavar="PX", help="random shifts/crops")),
     (TRAINING, "--pad-mode", dict(choices=("zeros", "reflect"))),
@@ -178,6 +180,9 @@ def settings(args: argparse.Namespace) -> dict:
     for key in TRAINING_SETTINGS[:11]:  # those a recipe sets
         if getattr(args, key) is not None:
             s[key] = getattr(args, key)
+    if args.batch_size is not None and args.lr is None:  # chapter 8's rule
+        base = RECIPES[args.recipe]["batch_size"]
+        s["lr"] = round(lr_for_batch(s["batch_size"], s["lr"], base), 4)
     smoke = budget() == "smoke"
     if smoke and args.epochs is None:
         s["epochs"] = 2

@@ -72,10 +72,11 @@ def test_record_has_the_course_fields(tiny_mnist, monkeypatch):
                for name in bench.RUNGS]  # fmt: skip
     path = bench.record_ladder(results, torch.device("cpu"), per_class=None)
     saved = json.loads(path.read_text())
-    assert path.name == "08--mnist--modern-lenet-5--cpu.json" and "differs" not in saved
+    assert path.name == "08--mnist--modern-lenet-5-batch-norm--cpu.json"
+    assert "differs" not in saved
     assert saved["kind"] == "bench" and saved["device"].startswith("CPU")
     assert saved["speedup"] == 2.5 and saved["best_rung"] == "tensor data"
-    assert saved["params"] == 61_706 and saved["top1"] == 98.0
+    assert saved["params"] == 62_158 and saved["top1"] == 98.0
     for r in saved["rungs"]:
         assert {"images_per_s", "epoch_s", "time_to_99_s", "compile_s"} <= set(r)
         assert {"peak_mem_mb", "top1", "precision"} <= set(r)
@@ -86,7 +87,7 @@ def test_a_shorter_ladder_names_what_differs_and_keeps_the_chapters_record(
 ):
     monkeypatch.setenv("LENET_BUDGET", "full")
     monkeypatch.delenv("LENET_REPLACE_RECORDS", raising=False)
-    chapter = tiny_mnist / "results" / "08--mnist--modern-lenet-5--cpu.json"
+    chapter = tiny_mnist / "results" / "08--mnist--modern-lenet-5-batch-norm--cpu.json"
     chapter.parent.mkdir()
     chapter.write_text("{}")
     results = [rung("baseline", 100.0), rung("large batch", 300.0)]
@@ -114,8 +115,9 @@ def test_command_line(tiny_mnist, capsys):
 def test_the_learning_rate_rule_is_one_function_the_ladder_uses(
     tiny_mnist, monkeypatch
 ):
-    assert bench.lr_for_batch(64) == 0.05
-    assert bench.lr_for_batch(512) == pytest.approx(0.05 * 8**0.5)
+    assert bench.lr_for_batch(64) == 0.1
+    assert bench.lr_for_batch(512) == pytest.approx(0.1 * 8**0.5)
+    assert bench.lr_for_batch(4096) == pytest.approx(0.8)
     asked = []
     rule = bench.lr_for_batch
     monkeypatch.setattr(bench, "lr_for_batch", lambda b: asked.append(b) or rule(b))
@@ -253,3 +255,47 @@ def test_the_sweep_trains_each_batch_size_by_the_rule_and_records_each_once(
     assert paths[1].read_text() == "{}"
     bench.record_sweep(results[1:], torch.device("cpu"), replace=True)
     assert json.loads(paths[1].read_text())["lr"] == saved["lr"]  # ...unless replaced
+
+
+def test_batch_norm_trains_in_training_mode_after_each_evaluation(
+    tiny_mnist, monkeypatch
+):
+    """evaluate() puts the model in eval mode; every training step after it must run in
+    training mode again, or batch norm would train on frozen statistics."""
+    modes = []
+
+    class Spy(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = bench.LeNet5("modern", input_size=28, batchnorm=True)
+
+        def forward(self, x):
+            modes.append((len(x), self.training))
+            return self.net(x)
+
+    monkeypatch.setattr(bench, "fast_model", Spy)
+    bench.run_ladder("cpu", epochs=3, rungs=["data on device"], log=lambda s: None)
+    evaluations = [training for n, training in modes if n == 100]  # the 100 test digits
+    steps = [training for n, training in modes if n != 100]
+    assert evaluations == [False] * 3 and len(steps) == 1 + 3 * 8  # warm-up + 3 epochs
+    assert all(steps)
+
+
+def test_the_sprint_runs_each_seed_on_its_own_schedule_and_records_the_mean(
+    tiny_mnist, monkeypatch
+):
+    monkeypatch.setenv("LENET_BUDGET", "full")
+    asked = []
+    real = bench.run_ladder
+    monkeypatch.setattr(
+        bench, "run_ladder", lambda *a, **kw: asked.append(kw) or real(*a, **kw)
+    )
+    results = bench.sprint("cpu", seeds=(0, 1), log=lambda s: None)
+    assert [kw["seed"] for kw in asked] == [0, 1]
+    assert all(kw["lr"] == 0.8 and kw["label_smoothing"] == 0.1 for kw in asked)
+    assert [r.epochs for r in results] == [2, 2]
+    results[0].time_to_target_s, results[1].time_to_target_s = 3.0, None
+    saved = json.loads(bench.record_sprint(results, torch.device("cpu")).read_text())
+    assert saved["model"] == "modern LeNet-5 + batch norm, sprint to 99%"
+    assert (saved["seeds"], saved["reached"], saved["time_to_99_s_mean"]) == (2, 1, 3.0)
+    assert saved["epochs"] == 2 and saved["lr"] == 0.8 and len(saved["rungs"]) == 2

@@ -92,10 +92,11 @@ def test_a_smoke_run_trains_logs_and_records_nothing(tiny, capsys):
 def test_a_full_run_records_the_chapter_its_target_and_what_differs(tiny, capsys):
     train.main([*QUICK, "--budget", "full", "--epochs", "3"])
     (path,) = (tiny / "results").glob("*.json")
-    assert path.name == "04--mnist--modern-lenet-5--cpu--batch-size-100--epochs-3.json"
+    name = "04--mnist--modern-lenet-5--cpu--batch-size-100--epochs-3--lr-0-0884.json"
+    assert path.name == name  # batch 100: the rule's lr, 0.1 x sqrt(100 / 128)
     record = json.loads(path.read_text())
     assert record["chapter"] == "MNIST" and record["epochs"] == 3
-    assert record["differs"] == {"batch_size": 100, "epochs": 3}
+    assert record["differs"] == {"batch_size": 100, "epochs": 3, "lr": 0.0884}
     assert record["processes"] == 1 and record["recipe"] == "mnist"
     assert record["target"] == "top-1 ≥ 99.3%" and record["met"] == (
         record["top1"] >= 99.3
@@ -123,7 +124,7 @@ def test_a_variant_never_replaces_the_published_record(tiny, monkeypatch, capsys
     assert all(after[name] == data for name, data in before.items())
     record = json.loads(after[new])
     assert record["differs"] == {"epochs": 1, "batch_size": 100, "per_class": 20,
-                                 "test_per_class": 10}  # fmt: skip
+                                 "test_per_class": 10, "lr": 0.0884}  # fmt: skip
     assert "per-class-20" in new and "epochs-1" in new
     # The same variant again keeps its record, unless asked to replace it.
     (results / new).write_text("{}")
@@ -237,7 +238,7 @@ def test_a_resume_with_other_settings_is_refused(tiny, capsys):
     assert "resume it with the epochs and batch size" in err  # another schedule
     _, err = fails(capsys, *QUICK, "--epochs", "1", "--lr", "0.05",
                    "--checkpoint", str(checkpoint))  # fmt: skip
-    assert "was saved with lr 0.1 (now 0.05)" in err
+    assert "was saved with lr 0.0884 (now 0.05)" in err
 
 
 def test_a_checkpoint_without_its_random_state_is_refused(tiny, capsys):
@@ -278,3 +279,17 @@ def test_imagenet_trains_from_a_memory_map(tiny, capsys, res):
     assert "2,000 training and 1,000 test images" in out and "top-5" in out
     assert "test_top5" in history.last
     assert len(list((tiny / "cache").glob(f"imagenet{res}-train-2__*"))) == 1
+
+
+def test_a_batch_size_of_its_own_scales_the_learning_rate_by_chapter_8s_rule():
+    from lenet_utils.bench import lr_for_batch
+
+    assert settings("--recipe", "mnist", "--batch-size", "512")["lr"] == round(
+        lr_for_batch(512, 0.1, 128), 4
+    )  # 0.1 at the recipe's 128, twice the square root: 0.2
+    assert settings("--recipe", "mnist", "--batch-size", "512")["lr"] == 0.2
+    assert (
+        settings("--recipe", "mnist", "--batch-size", "512", "--lr", "0.05")["lr"]
+        == 0.05
+    )
+    assert settings("--recipe", "mnist")["lr"] == 0.1
