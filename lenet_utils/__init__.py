@@ -28,13 +28,6 @@ from .models import LeNet5, count_parameters
 __version__ = "0.1.0"
 
 __all__ = [
-    "LeNet5",
-    "budget",
-    "count_parameters",
-    "data_root",
-    "device_name",
-    "get_device",
-    "is_smoke",
-    "seed_everything",
-    "setup",
-]
+    "LeNet5", "budget", "count_parameters", "data_root", "device_name", "get_device",
+    "is_smoke", "seed_everything", "setup",
+]  # fmt: skip

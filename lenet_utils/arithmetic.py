@@ -74,25 +74,12 @@ RULES: dict[str, str] = {
 }
 
 __all__ = [
-    "LAYER_KINDS",
-    "PAPER_1998",
-    "checked_count",
-    "checked_groups",
-    "conv_connections",
-    "conv_macs",
-    "conv_output_size",
-    "conv_params",
-    "linear_macs",
-    "linear_params",
-    "output_size",
-    "output_size_and_formula",
-    "pool_output_size",
-    "pytorch_stride",
-    "simple_output_size",
-    "sparse_conv_params",
-    "subsampling_connections",
+    "LAYER_KINDS", "PAPER_1998", "checked_count", "checked_groups", "conv_connections",
+    "conv_macs", "conv_output_size", "conv_params", "linear_macs", "linear_params",
+    "output_size", "output_size_and_formula", "pool_output_size", "pytorch_stride",
+    "simple_output_size", "sparse_conv_params", "subsampling_connections",
     "subsampling_params",
-]
+]  # fmt: skip
 
 _AXES = ("height", "width")
 #: output_size's geometry arguments, in the order their rules are checked.

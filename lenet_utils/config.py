@@ -21,26 +21,11 @@ import numpy as np
 import torch
 
 __all__ = [
-    "BUDGETS",
-    "BUDGET_ENV",
-    "DEVICES",
-    "DATA_ROOT_ENV",
-    "REPLACE_ENV",
-    "budget",
-    "cache_dir",
-    "checkpoint_dir",
-    "data_root",
-    "describe_path",
-    "device_name",
-    "get_device",
-    "is_smoke",
-    "progress_bars",
-    "replace_records",
-    "results_dir",
-    "seed_everything",
-    "setup",
-    "sync",
-]
+    "BUDGETS", "BUDGET_ENV", "DEVICES", "DATA_ROOT_ENV", "REPLACE_ENV", "budget",
+    "cache_dir", "checkpoint_dir", "data_root", "describe_path", "device_name",
+    "get_device", "is_smoke", "progress_bars", "replace_records", "results_dir",
+    "seed_everything", "setup", "sync",
+]  # fmt: skip
 
 DATA_ROOT_ENV = "LENET_DATA_ROOT"
 BUDGET_ENV = "LENET_BUDGET"

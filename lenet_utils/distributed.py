@@ -19,19 +19,9 @@ from torch.nn.parallel import DistributedDataParallel
 from .config import get_device
 
 __all__ = [
-    "LaunchError",
-    "all_reduce_max",
-    "is_main",
-    "join_process_group",
-    "launched",
-    "main_first",
-    "rank",
-    "sum_over_ranks",
-    "teardown",
-    "unwrap",
-    "world_size",
-    "wrap",
-]
+    "LaunchError", "all_reduce_max", "is_main", "join_process_group", "launched",
+    "main_first", "rank", "sum_over_ranks", "teardown", "unwrap", "world_size", "wrap",
+]  # fmt: skip
 
 # What ``torchrun`` sets for every process it starts, and a process group needs.
 _RENDEZVOUS_VARIABLES = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")

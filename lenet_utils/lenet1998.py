@@ -15,15 +15,9 @@ from torch import nn
 from .models import C3_TABLE
 
 __all__ = [
-    "EuclideanRBF",
-    "LeNet1998",
-    "ScaledTanh",
-    "SparseConv2d",
-    "Subsampling",
-    "digit_prototypes",
-    "input_1998",
-    "rbf_map_loss",
-]
+    "EuclideanRBF", "LeNet1998", "ScaledTanh", "SparseConv2d", "Subsampling",
+    "digit_prototypes", "input_1998", "rbf_map_loss",
+]  # fmt: skip
 
 #: The ten digits, 0 to 9 side by side, as 7x12 bitmaps: the fixed parameter vectors of the
 #: RBF output units (``X`` = +1, ``.`` = -1), in the style of the paper's Fig. 3 (whose

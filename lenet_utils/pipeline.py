@@ -17,14 +17,9 @@ from . import distributed
 from .storage import TensorData
 
 __all__ = [
-    "TensorLoader",
-    "box_downscale",
-    "hold_out",
-    "make_loaders",
-    "normalize",
-    "random_affine",
-    "random_crop_flip",
-]
+    "TensorLoader", "box_downscale", "hold_out", "make_loaders", "normalize",
+    "random_affine", "random_crop_flip",
+]  # fmt: skip
 
 
 def hold_out(

@@ -11,15 +11,9 @@ import matplotlib.pyplot as plt
 import torch
 
 __all__ = [
-    "confusion_matrix",
-    "plot_confusion",
-    "plot_history",
-    "readable_table",
-    "show_feature_maps",
-    "show_filters",
-    "show_images",
-    "show_misclassified",
-]
+    "confusion_matrix", "plot_confusion", "plot_history", "readable_table",
+    "show_feature_maps", "show_filters", "show_images", "show_misclassified",
+]  # fmt: skip
 
 
 def _panels(n: int, ncols: int | None, size: float, row: float, extra: float, **kw):

@@ -25,21 +25,10 @@ from torchvision.datasets.utils import calculate_md5, download_url
 from .config import DATA_ROOT_ENV
 
 __all__ = [
-    "IMAGE_EXTENSIONS",
-    "Files",
-    "TensorData",
-    "corrupt",
-    "missing",
-    "decode_all",
-    "decode_folder",
-    "download_file",
-    "download_torchvision",
-    "first_indices",
-    "iter_batches",
-    "keep_first",
-    "read_batches",
-    "stamp",
-]
+    "IMAGE_EXTENSIONS", "Files", "TensorData", "corrupt", "missing", "decode_all",
+    "decode_folder", "download_file", "download_torchvision", "first_indices",
+    "iter_batches", "keep_first", "read_batches", "stamp",
+]  # fmt: skip
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".ppm", ".tif")
 
