@@ -299,3 +299,29 @@ def test_the_sprint_runs_each_seed_on_its_own_schedule_and_records_the_mean(
     assert saved["model"] == "modern LeNet-5 + batch norm, sprint to 99%"
     assert (saved["seeds"], saved["reached"], saved["time_to_99_s_mean"]) == (2, 1, 3.0)
     assert saved["epochs"] == 2 and saved["lr"] == 0.8 and len(saved["rungs"]) == 2
+
+
+def test_the_compiled_rung_compiles_the_last_batchs_shape_during_its_warm_up(
+    tiny_mnist, monkeypatch
+):
+    """torch.compile compiles again for a new input shape, such as an epoch's smaller last
+    batch: that must happen in the warm-up, timed apart, not in the first epoch's time."""
+    sizes = []
+
+    def fake_compile(model, mode=None):
+        def run(x):
+            sizes.append(len(x))
+            return model(x)
+
+        return run
+
+    monkeypatch.setattr(bench.torch, "compile", fake_compile)
+    bench.run_ladder("cpu", epochs=1, rungs=["compiled"], large_batch=64,
+                     log=lambda s: None)  # fmt: skip
+    warm_up = sizes[
+        :6
+    ]  # 3 calls (CUDA graphs record on the third), each with both shapes
+    assert warm_up == [64, 500 % 64] * 3
+    assert sizes[6:] == [64] * 7 + [
+        500 % 64
+    ]  # then one epoch: 7 full batches, the rest
