@@ -11,6 +11,8 @@ The parts, in order (:data:`PARTS`; ``--only`` picks some):
   the ladder's fastest eager pipeline at batch 64 to 4,096, 10 epochs each, the peak
   learning rate from ``lenet_utils.bench.lr_for_batch`` (the ladder's rule); a record
   per batch size;
+* ``sprint``: chapter 8's sprint to 99%, ``python -m lenet_utils.bench --sprint``: the
+  same pipeline at batch 512 with a 2-epoch schedule, 3 seeds, one record;
 * ``mnist``, ``cifar10``, ``tiny-imagenet``: chapters 4, 6 and 7's main runs,
   ``python -m lenet_utils.train --recipe NAME``.
 
@@ -52,7 +54,7 @@ for the next call, so make each call at once after the one before):
    and this command, as one line (``python3`` there is the one with PyTorch)::
 
        set -o pipefail; export PYTHONUNBUFFERED=1; python3 scripts/gpu_runs.py
-       --data .gpu_data --only ladder,sweep,mnist --archive $OUT/records-1.tar.gz
+       --data .gpu_data --only ladder,sweep,sprint,mnist --archive $OUT/records-1.tar.gz
        2>&1 | tee $OUT/log-1.txt
 
    About 4 minutes; a fresh machine takes a minute or two more to start.
@@ -157,6 +159,13 @@ def run_sweep(ctx: Context) -> None:
         bench.record_sweep(results, ctx.device, ctx.replace, per_class=per_class)
 
 
+def run_sprint(ctx: Context) -> None:
+    """Chapter 8's sprint to 99% (``python -m lenet_utils.bench --sprint``): 3 seeds."""
+    per_class = SMOKE_PER_CLASS["mnist"][0] if ctx.smoke else None
+    results = bench.sprint(ctx.device, per_class=per_class)
+    bench.record_sprint(results, ctx.device, ctx.replace, per_class=per_class)
+
+
 def chapter_run(recipe: str) -> Callable[[Context], None]:
     """A chapter's main run, as ``python -m lenet_utils.train --recipe RECIPE``."""
 
@@ -180,6 +189,7 @@ PARTS: tuple[Part, ...] = (
     Part("ladder", "chapter 8's ladder, 6 rungs x 10 epochs", 150, ("mnist",),
          run_ladder),
     Part("sweep", "chapter 8's batch sweep, 64 to 4,096", 60, ("mnist",), run_sweep),
+    Part("sprint", "chapter 8's sprint to 99%, 3 seeds", 20, ("mnist",), run_sprint),
     Part("mnist", "chapter 4's run", 30, ("mnist",), chapter_run("mnist")),
     Part("cifar10", "chapter 6's run", 60, ("cifar10",), chapter_run("cifar10")),
     Part("tiny-imagenet", "chapter 7's run", 150, ("tiny-imagenet",),

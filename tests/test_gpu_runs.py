@@ -27,7 +27,7 @@ def part_lines(out: str, name: str) -> list[str]:
 def test_the_plan_fits_eight_minutes_on_one_h100(gpu_runs):
     assert sum(p.estimate_s for p in gpu_runs.PARTS) <= 8 * 60
     names = [p.name for p in gpu_runs.PARTS]
-    assert names == ["ladder", "sweep", "mnist", "cifar10", "tiny-imagenet"]
+    assert names == ["ladder", "sweep", "sprint", "mnist", "cifar10", "tiny-imagenet"]
 
 
 def test_a_part_without_its_data_says_so_and_the_others_run(gpu_runs, tmp_path, capsys):
