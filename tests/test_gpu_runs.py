@@ -8,7 +8,6 @@ import tarfile
 import pytest
 
 
-
 @pytest.fixture
 def gpu_runs(load_script, monkeypatch, tmp_path):
     """The script as a module; records, if any, would land in ``tmp_path/results``."""
