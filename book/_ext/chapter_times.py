@@ -131,14 +131,12 @@ def parse_time(notebook: Path) -> tuple[int, int, int | None]:
 
 
 def is_main_run(record: dict, chapter: str) -> bool:
-    """A record of the chapter's own full run on a CPU: not an exercise's run, not a variant
-    (``differs``), not the batch-size sweep (``sweep``: a bench record the notebook does not
-    run), not a GPU run."""
+    """A record of the chapter's own full run on a CPU (chapter 8's ladder, sweep and
+    sprint included): not an exercise's run, not a variant (``differs``), not a GPU run."""
     return (
         record.get("chapter") == chapter
         and record.get("kind", "train") in MAIN_KINDS
         and not record.get("differs")
-        and not record.get("sweep")
         and str(record.get("device", "")).startswith("CPU")
     )
 
