@@ -61,6 +61,7 @@ def record(
         top5=last.get("test_top5"),
         train_seconds=history.train_seconds,
         device=DEVICE,
+        epoch_seconds=[row["seconds"] for row in history.epochs],
         extra={
             "exercise": label,
             "train_top1": round(float(last["train_top1"]), 2),
@@ -162,10 +163,12 @@ def ex_mnist_lr() -> None:
         model = LeNet5("modern", input_size=28).to(DEVICE)
         opt, _ = sgd_one_cycle(model, lr=lr or 0.1, epochs=15, steps_per_epoch=1,
                                one_cycle=False)  # fmt: skip
-        steps = 15 * len(loader)
-        held = OneCycleLR(opt, 0.1, total_steps=steps, cycle_momentum=False)
+        held = None
+        if lr is None:  # built only here: OneCycleLR sets the optimiser's rate at once
+            steps = 15 * len(loader)
+            held = OneCycleLR(opt, 0.1, total_steps=steps, cycle_momentum=False)
         history = fit(model, loader, val_loader, epochs=15, optimizer=opt,
-                      scheduler=None if lr else held, device=DEVICE, split="val")  # fmt: skip
+                      scheduler=held, device=DEVICE, split="val")  # fmt: skip
         tops = history.frame().val_top1
         first_99 = tops.index[tops >= 99]
         record("MNIST", "ex-mnist-lr", train.title, f"modern LeNet-5, {setting}",
