@@ -241,7 +241,7 @@ def test_the_sweep_trains_each_batch_size_by_the_rule_and_records_each_once(
     monkeypatch.delenv("LENET_REPLACE_RECORDS", raising=False)
     results = bench.sweep("cpu", [64, 256], epochs=1, log=lambda s: None)
     assert [(r.rung, r.batch_size) for r in results] == [
-        (bench.SWEEP_RUNG, 64), (bench.SWEEP_RUNG, 256)
+        ("large batch", 64), ("large batch", 256)
     ]  # fmt: skip
     paths = bench.record_sweep(results, torch.device("cpu"))
     saved = json.loads(paths[1].read_text())
@@ -325,3 +325,8 @@ def test_the_compiled_rung_compiles_the_last_batchs_shape_during_its_warm_up(
     assert sizes[6:] == [64] * 7 + [
         500 % 64
     ]  # then one epoch: 7 full batches, the rest
+
+
+def test_the_sweep_and_sprint_run_where_the_device_is_fastest():
+    assert bench.sweep_rung(torch.device("cpu")) == "large batch"
+    assert bench.sweep_rung(torch.device("cuda")) == "channels_last + amp"
