@@ -1,10 +1,6 @@
-"""The fast-training ladder: one LeNet-5 with batch norm, six input pipelines (:data:`RUNGS`,
-each adding one change to the one before), timed side by side: ``python -m lenet_utils.bench``;
-the batch-size :func:`sweep` and the :func:`sprint` to 99% reuse its fastest eager rung.
-
-All rungs run in one process from the same initial weights, so their ratios hold on a
-noisy machine; warm-up (compilation) is timed apart, before the weights are reset.
-"""
+"""The fast-training ladder (``python -m lenet_utils.bench``): six input pipelines, each adding
+one change to the one before, train one LeNet-5 with batch norm from the same weights in one
+process (warm-up timed apart); the batch-size :func:`sweep` and the :func:`sprint` reuse it."""
 
 from __future__ import annotations
 
@@ -116,6 +112,18 @@ def _rung_model(rung: str, initial: dict, device: torch.device):
     return model, step_model, precision(device, fast), fast
 
 
+def _warm_up(step: Callable, x, y, rung: str, rest: int, device: torch.device) -> float:
+    """Seconds of warm-up steps, timed apart: compilation, for the batches' shape and the
+    last batch's (``rest`` images), before the first epoch (CUDA graphs record on call 3)."""
+    start = time.perf_counter()
+    for _ in range(3 if rung == "compiled" else 1):
+        step(x, y)
+        if rest:
+            step(x[:rest], y[:rest])
+    sync(device)
+    return time.perf_counter() - start
+
+
 def _train_rung(
     rung: str,
     batches: Batches,
@@ -148,15 +156,8 @@ def _train_rung(
         scaler.update()
 
     _peak_mb(device, reset=True)
-    start = time.perf_counter()  # warm-up (compilation included) on one batch, apart
-    x, y = next(iter(batches()))
     rest = n_train % batch_size if rung == "compiled" else 0  # the last batch's shape
-    for _ in range(3 if rung == "compiled" else 1):  # CUDA graphs record on call 3
-        step(x, y)
-        if rest:  # compiled for it now, not in the middle of the first epoch
-            step(x[:rest], y[:rest])
-    sync(device)
-    compile_s = time.perf_counter() - start
+    compile_s = _warm_up(step, *next(iter(batches())), rung, rest, device)
     model.load_state_dict(initial)  # the warm-up steps trained it: start again
     optimizer.state.clear()
 
@@ -272,16 +273,13 @@ def run_ladder(
 def _line(r: RungResult) -> str:
     """A rung's progress line, short enough for the book's column."""
     reached = "-" if r.time_to_target_s is None else f"{r.time_to_target_s:.1f} s"
-    return (
-        f"{r.rung:<20} batch {r.batch_size:>5,}: {r.images_per_s:>7,.0f} images/s, "
-        f"top-1 {r.top1:.2f}%, 99% after {reached}"
-    )
+    rate = f"{r.images_per_s:>7,.0f} images/s, top-1 {r.top1:.2f}%"
+    return f"{r.rung:<20} batch {r.batch_size:>5,}: {rate}, 99% after {reached}"
 
 
 def ladder_table(rungs: list) -> pd.DataFrame:
-    """The ladder as readers see it: a row per rung, the speedup over the baseline first
-    (seconds per epoch are 60,000 over images/s); ``rungs`` are :class:`RungResult` or a
-    bench record's ``rungs``. Peak memory appears only where it was measured (CUDA)."""
+    """The ladder for readers, the speedup first, peak memory only where measured (CUDA);
+    ``rungs`` are :class:`RungResult` or a bench record's ``rungs``."""
     import pandas as pd
 
     frame = pd.DataFrame([r if isinstance(r, dict) else asdict(r) for r in rungs])
@@ -289,8 +287,8 @@ def ladder_table(rungs: list) -> pd.DataFrame:
     base = frame["images_per_s"].get("baseline", float("nan"))
     shown = pd.DataFrame({
         "speedup": frame["images_per_s"] / base, "images/s": frame["images_per_s"],
-        "s to 99%": frame["time_to_99_s"],
-        "top-1 %": frame["top1"], "batch": frame["batch_size"],
+        "s to 99%": frame["time_to_99_s"], "top-1 %": frame["top1"],
+        "batch": frame["batch_size"],
         "precision": frame["precision"], "warm-up s": frame["compile_s"],
     })  # fmt: skip
     if frame["peak_mem_mb"].notna().any():
@@ -355,8 +353,8 @@ def record_ladder(
 def sweep(
     device: torch.device | str | None, batch_sizes: Iterable[int], **kwargs
 ) -> list[RungResult]:
-    """The batch-size sweep: :func:`sweep_rung` at each batch size, with the learning
-    rate of :func:`lr_for_batch`; ``kwargs`` as for :func:`run_ladder`."""
+    """:func:`sweep_rung` at each batch size, at :func:`lr_for_batch`'s rate (``kwargs``:
+    :func:`run_ladder`'s)."""
     rung = sweep_rung(get_device(device))
     return [
         run_ladder(device, rungs=[rung], large_batch=b, **kwargs)[0]
@@ -389,14 +387,12 @@ def sprint(
 def record_sprint(
     results: list[RungResult], device: torch.device, replace: bool = False, **extra
 ) -> Path | None:
-    """The sprint's record: every seed's rung, and the mean time to 99% of those that
-    got there (``reached``: how many did)."""
+    """The sprint's record: each seed's rung, and the mean time to 99% of those that did."""
     times = [r.time_to_target_s for r in results if r.time_to_target_s is not None]
     mean = round(sum(times) / len(times), 2) if times else None
     differs = _differs(EPOCHS, extra.get("per_class"))  # a subset, if one
     return _record(", sprint to 99%", results, device, replace, differs, **SPRINT,
-                   seeds=len(results), reached=len(times), time_to_99_s_mean=mean,
-                   **extra)  # fmt: skip
+                   seeds=len(results), reached=len(times), time_to_99_s_mean=mean, **extra)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> list[RungResult]:

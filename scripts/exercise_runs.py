@@ -48,6 +48,7 @@ def record(
     history: History,
     epochs: int,
     extra: dict | None = None,
+    seed: int = 0,
 ) -> None:
     """One exercise run's record: the chapter's fields, plus the exercise's label."""
     last = history.last
@@ -62,6 +63,7 @@ def record(
         train_seconds=history.train_seconds,
         device=DEVICE,
         epoch_seconds=[row["seconds"] for row in history.epochs],
+        seed=seed,
         extra={
             "exercise": label,
             "train_top1": round(float(last["train_top1"]), 2),
@@ -255,15 +257,15 @@ def ex_1998_seeds() -> None:
             "The 1998 LeNet-5, faithfully",
             "ex-1998-seeds",
             "MNIST",
-            f"LeNet-5 (1998), seed {seed}",
+            "LeNet-5 (1998)",
             model,
             history,
             20,
             {
-                "seed": seed,
                 "S2_abs_coefficients": [round(float(v), 2) for v in s2],
                 "S4_abs_coefficients": [round(float(v), 2) for v in s4],
             },
+            seed=seed,  # its own record, "<model> seed N", beside the others
         )
 
 
