@@ -24,7 +24,7 @@ from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
 from lenet_utils.records import CHAPTERS
-from results_table import read_records
+from results_table import read_records, text_table
 
 logger = logging.getLogger(__name__)
 
@@ -204,23 +204,7 @@ def rows(root: Path) -> tuple[list[list[str]], list[str]]:
 
 def table(body: list[list[str]]) -> nodes.table:
     """A docutils table with :data:`HEADER` and these rows."""
-    node = nodes.table(classes=["chapter-times"])
-    group = nodes.tgroup(cols=len(HEADER))
-    node += group
-    group += [nodes.colspec(colwidth=1) for _ in HEADER]
-
-    def row(cells) -> nodes.row:
-        out = nodes.row()
-        for text in cells:
-            out += nodes.entry("", nodes.paragraph(text=text))
-        return out
-
-    head, tbody = nodes.thead(), nodes.tbody()
-    head += row(HEADER)
-    for cells in body:
-        tbody += row(cells)
-    group += [head, tbody]
-    return node
+    return text_table(list(HEADER), body, "chapter-times")
 
 
 class ChapterTimes(SphinxDirective):

@@ -289,11 +289,18 @@ def bench_tables(runs: list[dict]) -> list[nodes.Node]:
 
 
 def _table(columns, rows) -> nodes.table:
-    """A docutils table (built as nodes, so it renders the same under MyST and reST)."""
-    table = nodes.table(classes=["results-table"])
-    group = nodes.tgroup(cols=len(columns))
+    """A results table: a column per (key, title), a row per record."""
+    body = [[_cell(key, _value(key, r)) for key, _ in columns] for r in rows]
+    return text_table([title for _, title in columns], body, "results-table")
+
+
+def text_table(header: list[str], body: list[list[str]], css: str) -> nodes.table:
+    """A docutils table of text cells (built as nodes, so it renders the same under MyST
+    and reST), a "NO" in bold; the results page and the instructors' page use it."""
+    table = nodes.table(classes=[css])
+    group = nodes.tgroup(cols=len(header))
     table += group
-    group += [nodes.colspec(colwidth=1) for _ in columns]
+    group += [nodes.colspec(colwidth=1) for _ in header]
 
     def row(cells) -> nodes.row:
         out = nodes.row()
@@ -305,11 +312,11 @@ def _table(columns, rows) -> nodes.table:
             out += entry
         return out
 
-    head, body = nodes.thead(), nodes.tbody()
-    head += row(title for _, title in columns)
-    for r in rows:
-        body += row(_cell(key, _value(key, r)) for key, _ in columns)
-    group += [head, body]
+    head, rows = nodes.thead(), nodes.tbody()
+    head += row(header)
+    for cells in body:
+        rows += row(cells)
+    group += [head, rows]
     return table
 
 
