@@ -223,9 +223,10 @@ def test_two_processes_resume_and_end_with_a_record(two_process_run, tmp_path):
     assert "epoch  1/2" not in out and out.count("epoch  2/2") == 1
     (path,) = (tmp_path / "results").glob("*.json")
     name = "04--mnist--modern-lenet-5-2-processes-ddp--cpu--batch-size-100--epochs-2"
+    name += "--lr-0-0884"  # batch 100: the recipe's rate scaled by chapter 8's rule
     assert path.name == name + ".json"
     record = json.loads(path.read_text())
-    assert record["differs"] == {"batch_size": 100, "epochs": 2}
+    assert record["differs"] == {"batch_size": 100, "epochs": 2, "lr": 0.0884}
     assert record["processes"] == 2 and record["backend"] == "gloo"
     assert record["epochs"] == 2 and record["params"] == 61_706
     assert record["chapter"] == "MNIST" and record["batch_size"] == 100
