@@ -419,7 +419,7 @@ def main(argv: list[str] | None = None) -> list[RungResult]:
     device = get_device(args.device)
     print(
         f"device: {device_name(device)} | torch {torch.__version__} | "
-        f"{args.epochs} epochs per rung | budget {budget()}"
+        f"{SPRINT['epochs'] if args.sprint else args.epochs} epochs a run | budget {budget()}"
     )
     if args.sweep or args.sprint:
         if args.sweep:
