@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,7 +24,8 @@ from .plots import readable_table
 from .readers import load_tensors, torchvision_mnist
 from .records import record_result
 from .storage import TensorData, first_indices
-from .training import autocast, evaluate, grad_scaler, precision, sgd_one_cycle
+from .training import autocast, evaluate, grad_scaler, lr_for_batch, precision
+from .training import sgd_one_cycle
 
 __all__ = [
     "fast_model", "ladder_table", "lr_for_batch", "main", "record_ladder", "record_sprint",
@@ -45,7 +47,6 @@ RUNGS = (
 SMALL_BATCH, LARGE_BATCH = 64, 512
 EPOCHS = 10  # per rung: the chapter's run
 TARGET = 99.0  # test top-1 (%) for "time to target"
-BASE_LR = 0.1  # the one-cycle's peak for batch 64: see lr_for_batch
 #: The sprint: a schedule built to reach 99% in as few epochs as it can (chosen on a
 #: validation split of 5,000 training digits, three seeds: scripts/fast_recipe_search.py).
 SPRINT = dict(epochs=2, lr=0.8, label_smoothing=0.1)
@@ -67,17 +68,6 @@ class RungResult:
     peak_mem_mb: float | None
     top1: float
     epochs: int
-
-
-def lr_for_batch(
-    batch_size: int, base_lr: float = BASE_LR, base_batch: int = SMALL_BATCH
-) -> float:
-    """The one rule for the peak learning rate: ``base_lr`` at ``base_batch`` (0.1 at
-    64), times the square root of the batch ratio (Hoffer et al. 2017): 0.8 at 4,096.
-    With batch norm it trains LeNet-5 at every batch size from 64 to 4,096; linear
-    scaling (Goyal et al. 2017) overshot at 4,096. The ladder, the sweep and
-    ``python -m lenet_utils.train --batch-size`` use it."""
-    return base_lr * (batch_size / base_batch) ** 0.5
 
 
 def sweep_rung(device: torch.device) -> str:
@@ -190,15 +180,19 @@ def _pipelines(
 ) -> dict[str, tuple[Batches, int]]:
     """Each rung's batches (a fresh iterator per epoch) and batch size."""
     mean, std = train.mean, train.std
-    to_tensor = T.Compose([T.ToTensor(), T.Normalize(mean, std)])
-    pil = torchvision_mnist(train=True, transform=to_tensor)
-    if len(pil) != len(train):  # a subset: the same images as the tensor rungs
-        per_class = int(torch.bincount(train.labels).max())
-        pil = Subset(pil, first_indices(pil.targets.numpy(), per_class).tolist())
     g = torch.Generator().manual_seed(seed)
 
+    @functools.cache  # read only if the baseline runs: torchvision may unpack its files
+    def pil():
+        to_tensor = T.Compose([T.ToTensor(), T.Normalize(mean, std)])
+        data = torchvision_mnist(train=True, transform=to_tensor)
+        if len(data) == len(train):
+            return data
+        per_class = int(torch.bincount(train.labels).max())  # the tensor rungs' subset
+        return Subset(data, first_indices(data.targets.numpy(), per_class).tolist())
+
     def baseline():
-        loader = DataLoader(pil, batch_size=SMALL_BATCH, shuffle=True, generator=g)
+        loader = DataLoader(pil(), batch_size=SMALL_BATCH, shuffle=True, generator=g)
         return ((x.to(device), y.to(device)) for x, y in loader)
 
     def tensor_data():

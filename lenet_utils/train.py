@@ -21,7 +21,6 @@ import torch
 import torch.nn.functional as F
 
 from . import distributed
-from .bench import lr_for_batch
 from .config import BUDGET_ENV, BUDGETS, DEVICES, budget, describe_path, device_name
 from .config import results_dir, seed_everything
 from .files import WriteError, atomic_write, check_writable
@@ -29,7 +28,7 @@ from .models import LeNet5, count_parameters
 from .pipeline import make_loaders
 from .readers import DATASETS, load_tensors
 from .records import CHAPTERS, record_name, record_result
-from .training import History, fit, sgd_one_cycle
+from .training import History, fit, lr_for_batch, sgd_one_cycle
 
 __all__ = ["RECIPES", "main"]
 

@@ -17,8 +17,8 @@ from .config import get_device, progress_bars, sync
 from .distributed import all_reduce_max, is_main, sum_over_ranks, unwrap
 
 __all__ = [
-    "History", "autocast", "evaluate", "fit", "grad_scaler", "precision", "predict",
-    "sgd_one_cycle",
+    "History", "autocast", "evaluate", "fit", "grad_scaler", "lr_for_batch", "precision",
+    "predict", "sgd_one_cycle",
 ]  # fmt: skip
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
@@ -173,6 +173,15 @@ def predict(
     if not preds:
         raise ValueError("predict: the batches were empty; pass a loader of (x, y)")
     return torch.cat(preds), torch.cat(labels)
+
+
+def lr_for_batch(batch_size: int, base_lr: float = 0.1, base_batch: int = 64) -> float:
+    """The one rule for the peak learning rate: ``base_lr`` at ``base_batch`` (0.1 at
+    64), times the square root of the batch ratio (Hoffer et al. 2017): 0.8 at 4,096.
+    With batch norm it trains LeNet-5 at every batch size from 64 to 4,096; linear
+    scaling (Goyal et al. 2017) overshot at 4,096. Chapter 8's ladder, sweep and sprint
+    and ``python -m lenet_utils.train --batch-size`` use it."""
+    return base_lr * (batch_size / base_batch) ** 0.5
 
 
 def sgd_one_cycle(

@@ -330,3 +330,16 @@ def test_the_compiled_rung_compiles_the_last_batchs_shape_during_its_warm_up(
 def test_the_sweep_and_sprint_run_where_the_device_is_fastest():
     assert bench.sweep_rung(torch.device("cpu")) == "large batch"
     assert bench.sweep_rung(torch.device("cuda")) == "channels_last + amp"
+
+
+def test_the_tensor_rungs_never_read_torchvisions_mnist(tiny_mnist, monkeypatch):
+    """Only the baseline reads MNIST through torchvision (which may write unpacked copies
+    of the files): the sweep and the sprint run tensor rungs, and must not touch it."""
+
+    def refuse(**kw):
+        raise AssertionError("torchvision's MNIST was read")
+
+    monkeypatch.setattr(bench, "torchvision_mnist", refuse)
+    bench.sweep("cpu", [64], epochs=1, log=lambda s: None)
+    with pytest.raises(AssertionError, match="torchvision's MNIST was read"):
+        bench.run_ladder("cpu", epochs=1, rungs=["baseline"], log=lambda s: None)
