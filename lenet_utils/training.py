@@ -40,11 +40,12 @@ def train_one_epoch(
     """One pass over ``batches`` (the scheduler steps after each batch): the mean training
     loss, top-1 and seconds; a ``FloatingPointError`` if the loss became NaN or infinite."""
     model.train()
+    chosen = precision(device, amp)  # once, not at every step
     sums = _EpochSums(device)  # loss, hits and images, summed on the device; the time
     for step, (x, y) in enumerate(_bar(batches, progress, epoch)):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
-        with autocast(device, precision(device, amp)):
+        with autocast(device, chosen):
             logits = model(x)
             loss = loss_fn(logits.float(), y)
         if scaler is None:
@@ -74,10 +75,10 @@ def evaluate(
     outputs for it and its mirror image (test-time augmentation), the loss included."""
     device = device or next(model.parameters()).device
     model = unwrap(model).eval()  # every rank holds the same weights: no DDP needed
-    total, loss_sum, correct = 0, 0.0, None
+    total, loss_sum, correct, chosen = 0, 0.0, None, precision(device, amp)
     for x, y in batches:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        with autocast(device, precision(device, amp)):
+        with autocast(device, chosen):
             logits = model(x)
             if flip_tta:
                 mirror = model(x.flip(-1)).float().softmax(1)
@@ -165,9 +166,9 @@ def predict(
     """Predicted classes and true labels for every sample, on the CPU."""
     device = device or next(model.parameters()).device
     model.eval()
-    preds, labels = [], []
+    preds, labels, chosen = [], [], precision(device, amp)
     for x, y in batches:
-        with autocast(device, precision(device, amp)):
+        with autocast(device, chosen):
             preds.append(model(x.to(device)).argmax(1).cpu())
         labels.append(y.cpu())
     if not preds:
