@@ -110,9 +110,10 @@ def record_result(
     recipe (``{"epochs": 1}``): it goes into the record and its file name, so a variant
     never takes the recipe's record. An existing record is replaced only on purpose:
     ``replace=True``, or ``$LENET_REPLACE_RECORDS=1`` (``scripts/record_chapter.py``).
-    A ``seed`` other than 0 is one more run of the recipe, kept beside the others (its
-    name ends in ``seed-N``). ``epoch_seconds`` (each epoch's training time) adds the
-    first epoch's time and the median of the others, the figure a busy epoch cannot skew.
+    A ``seed`` other than 0 is one more run of the recipe, kept beside the others
+    (:func:`record_name` ends its model with ``seed-N``). ``epoch_seconds`` (each epoch's
+    training time) adds the first epoch's time and the median of the others, the figure a
+    busy epoch cannot skew.
     """
     _check(kind, chapter, params, epochs, top1, top5)
     if budget() != "full":
@@ -128,8 +129,7 @@ def record_result(
         "seed": int(seed), **(extra or {}),
         **({"differs": dict(differs)} if differs else {}),
     }  # fmt: skip
-    name = model if seed == 0 else f"{model} seed {seed}"
-    path = results_dir() / record_name(chapter, dataset, name, device, differs)
+    path = results_dir() / record_name(chapter, dataset, model, device, differs, seed)
     return _write(path, record, replace)
 
 
@@ -161,9 +161,15 @@ def _epoch_times(seconds: Sequence[float] | None) -> dict:
 
 
 def record_name(
-    chapter: str, dataset: str, model: str, device: torch.device, differs: dict | None
+    chapter: str,
+    dataset: str,
+    model: str,
+    device: torch.device,
+    differs: dict | None,
+    seed: int = 0,
 ) -> str:
-    """``NN--dataset--model--device[--setting-value...].json`` for a record."""
+    """``NN--dataset--model[-seed-N]--device[--setting-value...].json`` for a record."""
     number = CHAPTERS.index(chapter) + 1
+    model = model if seed == 0 else f"{model} seed {seed}"
     variant = [f"{key}-{value}" for key, value in sorted((differs or {}).items())]
     return f"{number:02d}--{slug(dataset, model, torch.device(device).type, *variant)}.json"

@@ -114,13 +114,13 @@ def test_the_course_records_follow_the_schema():
             f"{path.name} lacks {set(FIELDS) - set(record)}"
         )
         devtype = "cpu" if record["device"].startswith("CPU") else "cuda"
-        seed = record.get("seed", 0)  # seed N's record is named "<model> seed N"
         expected = records.record_name(
             record["chapter"],
             record["dataset"],
-            record["model"] if not seed else f"{record['model']} seed {seed}",
+            record["model"],
             torch.device(devtype),
             record.get("differs"),
+            record.get("seed", 0),
         )
         assert path.name == expected
         assert record["kind"] in records.KINDS, path.name
