@@ -6,9 +6,8 @@ and a :class:`TensorLoader` slices shuffled, augmented batches out of it (no wor
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Sequence
-
 import dataclasses
+from typing import Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F

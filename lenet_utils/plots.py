@@ -108,8 +108,9 @@ def plot_history(
     acc_ylim: tuple[float, float] | None = None,
 ) -> plt.Figure:
     """Learning curves per epoch, one colour per run (``histories``: name -> History),
-    on the split each run evaluated (validation or test). ``loss_label`` names the criterion; a dict gives each run its own, and runs with
-    different criteria get separate loss panels (their scales need not compare)."""
+    on the split each run evaluated (validation or test). ``loss_label`` names the
+    criterion; a dict gives each run its own, and runs with different criteria get
+    separate loss panels (their scales need not compare)."""
     labels = loss_label if isinstance(loss_label, dict) else {}
     criteria = list(dict.fromkeys(labels.get(n, loss_label) for n in histories))
     if len(criteria) == 1:  # loss and accuracy side by side
