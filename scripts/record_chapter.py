@@ -26,6 +26,8 @@ import sys
 import time
 from pathlib import Path
 
+from lenet_utils.files import atomic_write
+
 ROOT = Path(__file__).resolve().parents[1]
 MAX_LINE = 88
 MAX_OUTPUTS = 150  # per notebook: a chapter with more is drowning its reader
@@ -155,9 +157,8 @@ def record(path: Path, budget: str, timeout: int | None) -> list[str]:
     found = problems(stored, path.name)
     if found:
         return found
-    tmp = path.with_suffix(".ipynb.tmp")
-    tmp.write_text(json.dumps(stored, indent=1, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)  # atomic: a failed run leaves the old outputs in place
+    text = json.dumps(stored, indent=1, ensure_ascii=False) + "\n"
+    atomic_write(path, lambda f: f.write(text.encode()))  # never half a notebook
     shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path.name
     print(f"recorded {shown} in {seconds / 60:.1f} min ({budget} budget)")
     return []
