@@ -20,6 +20,7 @@ from results_table import (  # noqa: E402
     EXERCISE_COLUMNS,
     _cell,
     _value,
+    goal_rows,
     group_seeds,
     read_records,
     seed_notes,
@@ -138,5 +139,31 @@ def test_an_exercises_seeds_are_one_row_apart_from_other_exercises(results):
     # train 100, 99, 98: mean 99, std sqrt(2 / 2) = 1. Test 70, 72, 77: mean 73;
     # squares 9 + 1 + 16 = 26, / 2 = 13, std 3.6056.
     assert text(grouped["train top-1 %"]) == "99.00 ± 1.00"
-    assert text(grouped["test top-1 %"]) == "73.00 ± 3.61 (3 seeds)"
-    assert other["test top-1 %"] == "71.00"
+    assert text(grouped["top-1 %"]) == "73.00 ± 3.61 (3 seeds)"
+    assert other["top-1 %"] == "71.00"
+
+
+def test_the_goals_table_is_the_mean_of_the_seeds_and_says_by_how_much_it_missed(
+    results,
+):
+    mnist = {**RUN, "model": "modern LeNet-5"}
+    for seed, top1 in enumerate((99.6, 99.5, 99.1)):  # mean 99.4: short of 99.5 by 0.1
+        record_result(**{**mnist, "top1": top1}, seed=seed)
+    tiny = {
+        **RUN,
+        "chapter": "Downscaled ImageNet",
+        "model": "modern LeNet-5 + batch norm",
+    }
+    record_result(**{**tiny, "top1": 25.5, "top5": 50.25})
+    rows = {row[0]: row for row in goal_rows(read_records(results))}
+    assert rows["MNIST"][3].startswith("99.40 ±")
+    assert rows["MNIST"][4:6] == ["NO", "top-1 short by 0.10 points"]
+    assert rows["Downscaled ImageNet"][4:6] == ["yes", "–"]
+    assert rows["CIFAR-10"][3] == "not recorded"
+    assert {len(row) for row in rows.values()} == {7}
+
+
+def test_an_exercise_run_scored_on_validation_says_so(results):
+    record = {**RUN, "split": "validation (5,000 training digits)"}
+    assert _value("split", record) == "validation"
+    assert _value("split", RUN) == "test"

@@ -43,10 +43,19 @@ EXERCISE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("model", "setting"),
     ("epochs", "epochs"),
     ("train_top1", "train top-1 %"),
-    ("top1", "test top-1 %"),
+    ("top1", "top-1 %"),
+    ("split", "scored on"),
     ("time", "train time"),
     ("device", "device"),
     ("provenance", "run (torch, commit, date)"),
+)
+
+#: The course's accuracy goals for LeNet-5-sized networks, each the mean over seeds on the
+#: test split: (chapter, model, top-1 %, top-5 % or None).
+GOALS: tuple[tuple[str, str, float, float | None], ...] = (
+    ("MNIST", "modern LeNet-5", 99.5, None),
+    ("CIFAR-10", "modern LeNet-5 + batch norm", 75.0, None),
+    ("Downscaled ImageNet", "modern LeNet-5 + batch norm", 25.0, 50.0),
 )
 
 #: The results page's columns for each rung of a benchmark record.
@@ -186,6 +195,8 @@ def _value(key: str, record: dict):
         return (
             f"torch {record.get('torch')}, {record.get('commit')}, {record.get('date')}"
         )
+    if key == "split":  # exercise runs name theirs; the others scored the test split
+        return "validation" if "valid" in str(record.get("split", "")) else "test"
     if key == "model" and record.get("differs"):  # a variant, never the recipe's run
         changes = ", ".join(f"{k} {v}" for k, v in record["differs"].items())
         return f"{record['model']} (variant: {changes})"
@@ -291,12 +302,16 @@ def bench_tables(runs: list[dict]) -> list[nodes.Node]:
 def _table(columns, rows) -> nodes.table:
     """A results table: a column per (key, title), a row per record."""
     body = [[_cell(key, _value(key, r)) for key, _ in columns] for r in rows]
-    return text_table([title for _, title in columns], body, "results-table")
+    keys = [key for key, _ in columns]
+    return text_table([title for _, title in columns], body, "results-table", keys)
 
 
-def text_table(header: list[str], body: list[list[str]], css: str) -> nodes.table:
+def text_table(
+    header: list[str], body: list[list[str]], css: str, keys: list[str] | None = None
+) -> nodes.table:
     """A docutils table of text cells (built as nodes, so it renders the same under MyST
-    and reST), a "NO" in bold; the results page and the instructors' page use it."""
+    and reST), a "NO" in bold; the results page and the instructors' page use it. Each
+    cell of a column with a key has the class ``col-<key>`` (the phone layout's CSS)."""
     table = nodes.table(classes=[css])
     group = nodes.tgroup(cols=len(header))
     table += group
@@ -304,8 +319,8 @@ def text_table(header: list[str], body: list[list[str]], css: str) -> nodes.tabl
 
     def row(cells) -> nodes.row:
         out = nodes.row()
-        for text in cells:
-            entry = nodes.entry()
+        for i, text in enumerate(cells):
+            entry = nodes.entry(classes=[f"col-{keys[i]}"] if keys else [])
             para = nodes.paragraph()
             para += nodes.strong(text=text) if text == "NO" else nodes.Text(text)
             entry += para
@@ -330,6 +345,58 @@ def _bench_heading(record: dict) -> str:
     )
 
 
+def goal_rows(records: list[dict]) -> list[list[str]]:
+    """One row per :data:`GOALS` entry and device: the goal, the mean ± std of the seeds'
+    test figures, and whether the means reach the goal (and by how much they miss)."""
+    rows = []
+    for chapter, model, top1, top5 in GOALS:
+        runs = [
+            r
+            for r in records
+            if r.get("kind", "train") == "train"
+            and (r.get("chapter"), r.get("model")) == (chapter, model)
+        ]
+        goal = f"top-1 ≥ {top1:g}%" + ("" if top5 is None else f", top-5 ≥ {top5:g}%")
+        if not runs:
+            rows.append([chapter, model, goal, "not recorded", "–", "–", "–"])
+        for group in group_seeds(runs):
+            row = seed_row(group)
+            missed = [
+                (name, want - _mean(row[key]))
+                for key, name, want in (
+                    ("top1", "top-1", top1),
+                    ("top5", "top-5", top5),
+                )
+                if want is not None and _mean(row[key]) < want
+            ]
+            result = _cell("top1", row["top1"])
+            if top5 is not None:
+                result += f"; top-5 {_cell('top5', row['top5'])}"
+            met = "yes" if not missed else "NO"
+            how = "; ".join(f"{n} short by {gap:.2f} points" for n, gap in missed)
+            rows.append([chapter, model, goal, result, met, how or "–", row["device"]])
+    return rows
+
+
+def _mean(value) -> float:
+    return value.mean if isinstance(value, Spread) else float(value)
+
+
+class GoalsTable(SphinxDirective):
+    """``{results-goals}``: the course's accuracy goals (:data:`GOALS`) against the records."""
+
+    has_content = False
+
+    def run(self) -> list[nodes.Node]:
+        folder = Path(self.env.srcdir) / "results"
+        for path in sorted(folder.glob("*.json")):
+            self.env.note_dependency(str(path))
+        header = ["chapter", "model", "goal (test split)", "result", "met", "missed by"]
+        rows = goal_rows(read_records(folder))
+        return [text_table(header + ["device"], rows, "results-table")]
+
+
 def setup(app):
     app.add_directive("results-table", ResultsTable)
+    app.add_directive("results-goals", GoalsTable)
     return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True}
