@@ -24,10 +24,15 @@ Modules, one job each:
 from .config import budget, data_root, device_name, get_device, is_smoke
 from .config import seed_everything, setup
 from .models import LeNet5, count_parameters
+from .pipeline import hold_out, make_loaders
+from .readers import load_idx, load_imagefolder, load_tensors
+from .training import evaluate, fit, sgd_one_cycle
 
 __version__ = "0.1.0"
 
+# What a student needs to train, in one place: load, split, batch, build, fit, evaluate.
 __all__ = [
-    "LeNet5", "budget", "count_parameters", "data_root", "device_name", "get_device",
-    "is_smoke", "seed_everything", "setup",
+    "LeNet5", "budget", "count_parameters", "data_root", "device_name", "evaluate",
+    "fit", "get_device", "hold_out", "is_smoke", "load_idx", "load_imagefolder",
+    "load_tensors", "make_loaders", "seed_everything", "setup", "sgd_one_cycle",
 ]  # fmt: skip

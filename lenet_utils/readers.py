@@ -1,5 +1,6 @@
 """Dataset readers, one per format: :func:`load_tensors` reads MNIST, CIFAR-10, Tiny
-ImageNet (at 32x32) and Imagenet32/64 out of their files and zips as ``uint8`` tensors,
+ImageNet (at 32x32) and Imagenet32/64 out of their files and zips as ``uint8`` tensors;
+your own data, named as itself: :func:`load_idx` any pair of IDX files in MNIST's format,
 :func:`load_imagefolder` any ``<root>/<class>/<image>`` tree; decoding is done once."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import hashlib
 import os
 import zlib
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -23,7 +24,10 @@ from .storage import IMAGE_EXTENSIONS, Files, TensorData, corrupt, missing, stam
 from .storage import decode_all, decode_folder, download_file, download_torchvision
 from .storage import first_indices, iter_batches, keep_first, read_batches
 
-__all__ = ["DATASETS", "load_imagefolder", "load_tensors", "torchvision_mnist"]
+__all__ = [
+    "DATASETS", "load_idx", "load_imagefolder", "load_tensors", "measured_stats",
+    "torchvision_mnist",
+]  # fmt: skip
 
 DATASETS = ("mnist", "cifar10", "tiny-imagenet", "imagenet32", "imagenet64")
 SPLITS = ("train", "test")
@@ -345,16 +349,66 @@ def load_tensors(
     return _load_imagenet(int(dataset[-2:]), root, split, per_class, mmap)
 
 
+def measured_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of ``uint8`` images (N, C, H, W), on the 0..1 scale."""
+    x = images.double() / 255
+    mean, std = x.mean((0, 2, 3)).tolist(), x.std((0, 2, 3)).tolist()
+    return tuple(round(v, 4) for v in mean), tuple(round(v, 4) for v in std)
+
+
+def load_idx(
+    images: str | os.PathLike,
+    labels: str | os.PathLike,
+    *,
+    name: str,
+    classes: Sequence[str] | None = None,
+    per_class: int | None = None,
+    stats: tuple[Sequence[float], Sequence[float]] | None = None,
+) -> TensorData:
+    """A dataset in MNIST's IDX format (Fashion-MNIST, KMNIST, EMNIST, ...) named as
+    itself: ``classes`` name the labels 0, 1, ... (default: their numbers); its mean and
+    std are measured on these images unless ``stats`` = (mean, std) gives them."""
+    _check_per_class(per_class)
+    paths = [Path(p).expanduser() for p in (images, labels)]
+    for path in paths:
+        if not path.is_file():
+            raise missing(
+                name, path.parent, [path.name], "give the paths of its two IDX files"
+            )
+    x, y = read_idx(paths[0]), read_idx(paths[1]).astype(np.int64)
+    if x.ndim != 3 or y.shape != (len(x),):
+        raise corrupt(
+            paths[0], f"images {x.shape} and labels {y.shape} do not pair up as (N, H, W) "
+            f"and (N,): is {paths[1].name} its labels file?",
+        )  # fmt: skip
+    count = int(y.max(initial=0)) + 1
+    classes = [str(c) for c in range(count)] if classes is None else list(classes)
+    if len(classes) < count:
+        raise ValueError(
+            f"{name}: its labels run from 0 to {count - 1}, but {len(classes)} class "
+            f"names were given; give one name per label, {count} in all"
+        )
+    keep = first_indices(y, per_class)
+    tensor = torch.from_numpy(x[keep]).unsqueeze(1)
+    mean, std = stats if stats is not None else measured_stats(tensor)
+    return TensorData(
+        tensor, torch.from_numpy(y[keep]), classes, name.lower().replace(" ", "-"),
+        name, describe_path(paths[0].parent), tuple(mean), tuple(std),
+    )  # fmt: skip
+
+
 def load_imagefolder(
     path: str | os.PathLike,
     *,
     size: int | None = None,
     per_class: int | None = None,
     cache: bool = True,
+    name: str | None = None,
 ) -> TensorData:
     """An ImageFolder-layout directory or zip (``<root>/<class>/<image>``) as RGB
-    tensors: classes are the sorted folder names, images sorted by name within a class
-    and box-resized to ``size`` x ``size`` if given (else all must share one size)."""
+    tensors, titled ``name`` (default: the folder's name): classes are the sorted folder
+    names, images sorted by name within a class and box-resized to ``size`` x ``size``
+    if given (else all must share one size); mean and std are measured on them."""
     _check_per_class(per_class)
     path = Path(path).expanduser().resolve()
     if not path.exists():
@@ -368,15 +422,12 @@ def load_imagefolder(
         with Files([path]) as files:
             root = path.name if path.is_dir() else None
             images, labels, classes = decode_folder(files, root, per_class, size)
-        x = images.double() / 255
-        mean = tuple(round(v, 4) for v in x.mean((0, 2, 3)).tolist())
-        std = tuple(round(v, 4) for v in x.std((0, 2, 3)).tolist())
         return TensorData(
-            images, labels, classes, "imagefolder", path.stem, describe_path(path),
-            mean, std,
+            images, labels, classes, "imagefolder", name or path.stem,
+            describe_path(path), *measured_stats(images),
         )  # fmt: skip
 
     where = hashlib.sha1(str(path).encode()).hexdigest()[:8]  # same stem, other folder
     tag = f"{path.stem}-{where}-{size or 'orig'}-{per_class or 'all'}"
-    key = ["imagefolder", size, per_class, stamp(path)]
+    key = ["imagefolder", size, per_class, stamp(path), name]
     return cached(f"imagefolder-{tag}", key, build, cache)

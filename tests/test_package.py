@@ -141,8 +141,9 @@ def test_the_package_is_small():
     big = {name: n for name, n in sizes.items() if n > 450}
     assert not big, f"modules over 450 lines: {big}"
     # 4,800 when issue 20 made the package tiny again; the validation split, each seed's
-    # record and chapter 8's sweep and sprint (issues 23 and 25) have room up to 4,850.
-    assert sum(sizes.values()) <= 4850, f"{sum(sizes.values())} lines in lenet_utils"
+    # record and chapter 8's sweep and sprint (issues 23 and 25) took it to 4,850, and a
+    # reader for your own IDX files and the student's top level (issue 24) to 4,900.
+    assert sum(sizes.values()) <= 4900, f"{sum(sizes.values())} lines in lenet_utils"
 
 
 def test_no_function_over_60_lines():
