@@ -26,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+from lenet_utils.config import results_dir
 from lenet_utils.files import atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,8 +124,40 @@ def coalesce_streams(nb: dict) -> None:
             cell["outputs"] = merged
 
 
+def snapshot(folder: Path) -> dict[Path, bytes]:
+    """The records in ``folder`` as they are, to put back if a recording is refused."""
+    return {p: p.read_bytes() for p in folder.glob("*.json")}
+
+
+def restore(folder: Path, before: dict[Path, bytes]) -> int:
+    """Undo what a refused run wrote to ``folder``: its new records removed, the records
+    it replaced put back. Returns how many records it undid."""
+    undone = 0
+    for path in folder.glob("*.json"):
+        if path not in before:
+            path.unlink()
+        elif path.read_bytes() != before[path]:
+            atomic_write(path, lambda f, old=before[path]: f.write(old))
+        else:
+            continue
+        undone += 1
+    return undone
+
+
 def record(path: Path, budget: str, timeout: int | None) -> list[str]:
-    """Execute ``path`` in a fresh kernel; store its outputs if they pass :func:`problems`."""
+    """Execute ``path`` in a fresh kernel; store its outputs if they pass :func:`problems`.
+    A refused run leaves nothing behind: the records it wrote are undone."""
+    results = results_dir()
+    before = snapshot(results)
+    found = execute_and_store(path, budget, timeout)
+    undone = restore(results, before) if found else 0
+    if undone:
+        found.append(f"{path.name}: its {undone} records in results/ were undone")
+    return found
+
+
+def execute_and_store(path: Path, budget: str, timeout: int | None) -> list[str]:
+    """Run ``path`` top to bottom; store it if its outputs pass, else say what is wrong."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError

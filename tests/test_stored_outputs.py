@@ -100,6 +100,29 @@ def test_recording_stores_a_clean_run_and_leaves_a_failed_one_untouched(tmp_path
     assert cell.outputs[0]["text"] == "42\n"
 
 
+def test_a_refused_recording_undoes_the_records_it_wrote(tmp_path, monkeypatch):
+    import nbformat
+
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "published.json").write_text("the published record")
+    monkeypatch.setenv("LENET_RESULTS_DIR", str(results))
+    code = (
+        "import os, pathlib\n"
+        "folder = pathlib.Path(os.environ['LENET_RESULTS_DIR'])\n"
+        "(folder / 'published.json').write_text('a short run')\n"
+        "(folder / 'new.json').write_text('a new record')\n"
+        "# " + "x" * 100  # refused: a code line wider than the column
+    )
+    path = tmp_path / "chapter.ipynb"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    nbformat.write(nb, path)
+    found = record_chapter.record(path, "smoke", 60)
+    assert found and found[-1] == "chapter.ipynb: its 2 records in results/ were undone"
+    assert (results / "published.json").read_text() == "the published record"
+    assert not (results / "new.json").exists()
+
+
 def test_a_cells_consecutive_prints_are_stored_as_one_block():
     err = stream("careful\n", "stderr")
     nb = notebook("x", stream("epoch 1\n"), stream("epoch 2\n"), err, stream("done\n"))
