@@ -25,8 +25,7 @@ from .storage import decode_all, decode_folder, download_file, download_torchvis
 from .storage import first_indices, iter_batches, keep_first, read_batches
 
 __all__ = [
-    "DATASETS", "load_idx", "load_imagefolder", "load_tensors", "measured_stats",
-    "torchvision_mnist",
+    "DATASETS", "load_idx", "load_imagefolder", "load_tensors", "torchvision_mnist",
 ]  # fmt: skip
 
 DATASETS = ("mnist", "cifar10", "tiny-imagenet", "imagenet32", "imagenet64")
