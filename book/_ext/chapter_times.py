@@ -48,10 +48,10 @@ HARDWARE: dict[str, tuple[str, str | None, str]] = {
     "Building blocks by hand": ("no", "under a minute", "not needed"),
     "LeNet-5 in PyTorch": ("no", "seconds", "not needed"),
     "MNIST": ("4 runs × 15 epochs (modern: 3 seeds)", None, "helpful"),
-    "The 1998 LeNet-5, faithfully": ("3 models × 20 epochs", None, "helpful"),
-    "CIFAR-10": ("2 models × 30 epochs", None, "recommended"),
+    "The 1998 LeNet-5, faithfully": ("3 models × 3 seeds × 20 epochs", None, "helpful"),
+    "CIFAR-10": ("4 runs × 30 epochs (the recipe: 3 seeds)", None, "recommended"),
     "Downscaled ImageNet": (
-        "1 model × 30 epochs",
+        "1 model × 3 seeds × 30 epochs",
         None,
         "recommended (required for full Imagenet32)",
     ),
