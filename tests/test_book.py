@@ -1,6 +1,7 @@
 """The book builds with zero warnings and shows the notebooks' stored outputs."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,9 @@ def test_results_page_is_a_table_of_every_record(built_book):
     )  # the runs and the benchmark
     cells = re.findall(r"<td[^>]*>(.*?)</td>", page, flags=re.S)
     text = " | ".join(re.sub(r"<[^>]+>", "", c).strip() for c in cells)
+    # a run of several seeds is one row (their mean); each seed's figures are listed below
+    notes = re.findall(r"<li>(.*?)</li>", page, flags=re.S)
+    text += " | " + " | ".join(re.sub(r"<[^>]+>", "", n).strip() for n in notes)
     text = text.replace(
         "\u2019", "'"
     )  # Sphinx's smart quotes: the paper's, not paper’s
@@ -109,3 +113,41 @@ def test_student_notebooks_are_published_with_the_book(built_book):
             assert "{exercise}" in text and "{solution}" not in text
     page = (built_book / "book" / "instructors.html").read_text()
     assert 'href="../student/student-notebooks.zip"' in page
+
+
+def chapter_heading(nb: Path) -> str:
+    first = "".join(json.loads(nb.read_text())["cells"][0]["source"])
+    return first.splitlines()[0].lstrip("# ").strip()
+
+
+def test_the_book_is_also_a_pdf_with_a_bookmark_per_page(built_book):
+    pypdf = pytest.importorskip(
+        "pypdf", reason="the book's PDF needs pypdf: pip install -e '.[dev]'"
+    )
+    book = built_book / "pdf" / "lenet5-course.pdf"
+    if not book.exists():
+        pytest.skip("the book's PDF is printed by Chromium, which is not installed")
+    reader = pypdf.PdfReader(book)
+
+    def plain(text: str) -> str:  # Sphinx's smart quotes: ’ for '
+        return " ".join(text.replace("\u2019", "'").split())
+
+    # a chapter's bookmark is its numbered title ("4. Training on MNIST")
+    bookmarks = [re.sub(r"^\d+\. ", "", plain(item.title)) for item in reader.outline]
+    toc = (ROOT / "_toc.yml").read_text()
+    assert len(bookmarks) == toc.count("file:") + 1  # the root, then every page
+    text = " ".join(plain(page.extract_text()) for page in reader.pages)
+    for nb in NOTEBOOKS:
+        title = chapter_heading(nb)
+        assert title in bookmarks, f"no bookmark for {title!r}: {bookmarks}"
+        assert title in text, f"{title!r} is not in the PDF's text"
+        assert (built_book / "pdf" / f"{nb.stem}.pdf").is_file(), nb.stem
+    assert "No padding, stride 1" in text  # a figure's caption, chapter 1
+    assert "calculator needs a browser" in text  # the note in the calculator's place
+    assert "Skip to main content" not in text  # no navigation chrome
+    for page, link in (
+        ("intro", "../pdf/lenet5-course.pdf"),
+        ("instructors", "../pdf/"),
+    ):
+        html = next(built_book.rglob(f"{page}.html")).read_text()
+        assert f'href="{link}' in html, f"{page}.html does not link the PDF"
