@@ -8,7 +8,8 @@ One survey visits every page four times: light and dark colour modes, at 1280 px
 - axe-core finds no serious or critical WCAG 2.0/2.1 A/AA violation, colour contrast included, in
   either mode and at either width;
 - exactly one search control is visible;
-- no page scrolls sideways at 400 px (wide code and tables scroll inside their own boxes);
+- no page scrolls sideways at 400 px (wide code scrolls inside its own box; wide tables become
+  cards);
 - nothing in the article scrolls sideways in its own box at 1280 px: no code block, stored
   output or table (code is formatted to 88 characters, and outputs wrap);
 - at 400 px only code and display math may scroll in their own boxes: prose, stored outputs,
@@ -199,11 +200,10 @@ try {
   still.remove();
 }
 """
-# What may scroll sideways in its own box, by width: nothing at 1280 px; code and display math
-# on a phone (a line of code must not wrap, an equation cannot), and for now data tables too,
-# as WCAG 1.4.10 allows: the wide ones (chapter 1's layer tables, the results page) scroll in
-# their own box at 400 px until they get a layout for phones (issue 24).
-MAY_SCROLL = {1280: (), 400: ("code", "math", "table")}
+# What may scroll sideways in its own box, by width: nothing at 1280 px; only code and display
+# math on a phone (a line of code must not wrap, an equation cannot). Tables must fit at 400 px:
+# a wide one becomes cards (book/_static/course.js, and the calculator's own CSS).
+MAY_SCROLL = {1280: (), 400: ("code", "math")}
 FIRST_FIGURE = """
 const img = [...document.querySelectorAll('.bd-article img')]
   .find(i => i.naturalWidth > 100 && i.getClientRects().length);
@@ -519,8 +519,8 @@ def wide_boxes(survey, width: int) -> list[str]:
 FIT = {  # width: what must fit there, and how to fix a box that does not
     1280: "code blocks, outputs or tables that scroll sideways at 1280 px: format code to 88 "
     "characters, print long messages and reprs on several lines, narrow the table",
-    400: "at 400 px only code, display math and data tables may scroll sideways in their own "
-    "boxes; prose, outputs and figures must fit",
+    400: "at 400 px only code and display math may scroll sideways in their own boxes; "
+    "prose, outputs, tables and figures must fit",
 }
 
 

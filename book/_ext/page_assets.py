@@ -12,7 +12,8 @@ THEBE_JS_URL = ...``) from an event that fires twice in a Jupyter Book build, an
 copy is a JavaScript error on every page ("Identifier 'THEBE_JS_URL' has already been declared").
 
 3. Add the course's own layout CSS, ``book/_static/course.css`` (dark-mode figures, the results
-table), with ``book/_static`` as a static folder, and ``book/_templates`` (two theme components
+table) and ``course.js`` (a Markdown table too wide for a phone becomes cards), with
+``book/_static`` as a static folder, and ``book/_templates`` (two theme components
 redone for accessibility; each file says why) as a template folder.
 
 4. Write ``index.html`` as a small but complete page that forwards to the first chapter.
@@ -38,6 +39,7 @@ from sphinx.errors import ConfigError
 STATIC = Path(__file__).resolve().parents[1] / "_static"
 TEMPLATES = Path(__file__).resolve().parents[1] / "_templates"
 CSS = "course.css"
+JS = "course.js"  # wide tables as cards on a phone
 
 
 def use_local_copy(app, config) -> None:
@@ -120,6 +122,7 @@ def setup(app):
     app.connect("html-page-context", drop_repeated_scripts)
     app.connect("html-page-context", fix_citation_roles)
     app.add_css_file(CSS)
+    app.add_js_file(JS, loading_method="defer")
     # Before sphinx-external-toc's handler (priority 500), which keeps an existing index.html.
     app.connect("build-finished", write_index_redirect, priority=400)
     return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -515,9 +515,9 @@
     ]);
     const captionId = prefix + "-caption";
     // Soft hyphens (\u00ad) let the long headers break, so the table fits the page.
-    const head = el("tr", {}, ["Layer", "Maps / units", "Kernel", "Stride", "Pad\u00adding",
-      "Output", "Param\u00adeters", "Connec\u00adtions", "MACs"].map(
-      (h) => el("th", { scope: "col", text: h })));
+    const headers = ["Layer", "Maps / units", "Kernel", "Stride", "Pad\u00adding",
+      "Output", "Param\u00adeters", "Connec\u00adtions", "MACs"];
+    const head = el("tr", {}, headers.map((h) => el("th", { scope: "col", text: h })));
     const body = el("tbody");
     const cellInput = (layer, key, label) => el("td", {}, [el("input", {
       type: "text", value: layer[key], "aria-label": layer.name + " " + label,
@@ -535,7 +535,7 @@
       else tr.append(el("td", { className: "lenet-calc__same", text: "as input" }));
       if (layer.kind === "linear") {
         tr.append(el("td", { colspan: "3", className: "lenet-calc__same",
-          text: "every input" }));
+          text: "every input", "data-label": "Kernel, stride, padding" }));
       } else {
         tr.append(cellInput(layer, "kernel_size", "kernel"),
           cellInput(layer, "stride", "stride"), cellInput(layer, "padding", "padding"));
@@ -605,6 +605,16 @@
         tr.lastElementChild.remove();
       }
       tr.append(...cells);
+      // On a phone the rows stack as cards (lenet-calculator.css): each one-column cell
+      // shows its column's name, so the card reads without the header row.
+      let column = 0;
+      for (const cell of tr.children) {
+        const span = Number(cell.getAttribute("colspan") || 1);
+        if (cell.tagName === "TD" && span === 1) {
+          cell.dataset.label = headers[column].replace(/\u00ad/g, "");
+        }
+        column += span;
+      }
     }
 
     function figures(r) {
