@@ -55,17 +55,22 @@ def _texts(output: dict) -> list[str]:
     ]
 
 
+def wide_lines(nb: dict, name: str) -> list[str]:
+    """Code lines wider than the book's column: checked before a run too, not after it."""
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    return [
+        f"{name}: code cell {i}, line {n} has {len(line)} characters"
+        for i, cell in enumerate(code)
+        for n, line in enumerate("".join(cell["source"]).splitlines(), 1)
+        if len(line) > MAX_LINE
+    ]
+
+
 def problems(nb: dict, name: str) -> list[str]:
     """What a reader of the rendered book would trip over in ``nb``'s stored outputs."""
-    found = []
+    found = wide_lines(nb, name)
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     outputs = [(i, o) for i, c in enumerate(code) for o in c.get("outputs", [])]
-    for i, cell in enumerate(code):
-        for n, line in enumerate("".join(cell["source"]).splitlines(), 1):
-            if len(line) > MAX_LINE:
-                found.append(
-                    f"{name}: code cell {i}, line {n} has {len(line)} characters"
-                )
     for i, out in outputs:
         kind = out.get("output_type")
         if kind == "error":
@@ -124,16 +129,21 @@ def coalesce_streams(nb: dict) -> None:
             cell["outputs"] = merged
 
 
+def kept_files(folder: Path) -> list[Path]:
+    """What a chapter's run keeps in ``folder``: its records, and the weights in models/."""
+    return [*folder.glob("*.json"), *folder.glob("models/*.pt")]
+
+
 def snapshot(folder: Path) -> dict[Path, bytes]:
     """The records in ``folder`` as they are, to put back if a recording is refused."""
-    return {p: p.read_bytes() for p in folder.glob("*.json")}
+    return {p: p.read_bytes() for p in kept_files(folder)}
 
 
 def restore(folder: Path, before: dict[Path, bytes]) -> int:
     """Undo what a refused run wrote to ``folder``: its new records removed, the records
     it replaced put back. Returns how many records it undid."""
     undone = 0
-    for path in folder.glob("*.json"):
+    for path in kept_files(folder):
         if path not in before:
             path.unlink()
         elif path.read_bytes() != before[path]:
@@ -168,6 +178,11 @@ def execute_and_store(path: Path, budget: str, timeout: int | None) -> list[str]
     os.environ.update(env)
     try:
         nb = nbformat.read(path, as_version=4)
+        too_wide = wide_lines(json.loads(nbformat.writes(nb)), path.name)
+        if (
+            too_wide
+        ):  # minutes of training saved: the run would be refused for it anyway
+            return too_wide
         client = NotebookClient(
             nb,
             timeout=timeout,

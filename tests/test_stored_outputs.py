@@ -106,20 +106,26 @@ def test_a_refused_recording_undoes_the_records_it_wrote(tmp_path, monkeypatch):
     results = tmp_path / "results"
     results.mkdir()
     (results / "published.json").write_text("the published record")
+    (results / "models").mkdir()
+    (results / "models" / "published.pt").write_bytes(b"the published weights")
     monkeypatch.setenv("LENET_RESULTS_DIR", str(results))
     code = (
         "import os, pathlib\n"
         "folder = pathlib.Path(os.environ['LENET_RESULTS_DIR'])\n"
         "(folder / 'published.json').write_text('a short run')\n"
         "(folder / 'new.json').write_text('a new record')\n"
-        "# " + "x" * 100  # refused: a code line wider than the column
+        "(folder / 'models' / 'published.pt').write_bytes(b'other weights')\n"
+        "raise RuntimeError('a failure after the records were written')"
     )
     path = tmp_path / "chapter.ipynb"
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
     nbformat.write(nb, path)
     found = record_chapter.record(path, "smoke", 60)
-    assert found and found[-1] == "chapter.ipynb: its 2 records in results/ were undone"
+    assert found and found[-1] == "chapter.ipynb: its 3 records in results/ were undone"
     assert (results / "published.json").read_text() == "the published record"
+    assert (
+        results / "models" / "published.pt"
+    ).read_bytes() == b"the published weights"
     assert not (results / "new.json").exists()
 
 
@@ -145,3 +151,17 @@ def test_recording_refuses_a_busy_machine(monkeypatch, capsys, tmp_path):
     assert "--busy-ok" in err
     monkeypatch.setattr(record_chapter.os, "getloadavg", lambda: (0.2, 1.0, 1.0))
     assert record_chapter.busy() is None
+
+
+def test_a_line_too_wide_is_refused_before_the_run(tmp_path):
+    import nbformat
+
+    ran = tmp_path / "ran"
+    code = f"open({str(ran)!r}, 'w').close()  # " + "x" * 100
+    path = tmp_path / "chapter.ipynb"
+    nbformat.write(
+        nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)]), path
+    )
+    found = record_chapter.record(path, "smoke", 60)
+    assert found and "characters" in found[0]
+    assert not ran.exists()  # refused before minutes of training, not after
