@@ -144,6 +144,7 @@ def test_the_book_is_also_a_pdf_with_a_bookmark_per_page(built_book):
         assert (built_book / "pdf" / f"{nb.stem}.pdf").is_file(), nb.stem
     assert "No padding, stride 1" in text  # a figure's caption, chapter 1
     assert "calculator needs a browser" in text  # the note in the calculator's place
+    assert "drawing box needs a browser" in text  # and in chapter 4's drawing box's
     assert "Skip to main content" not in text  # no navigation chrome
     for page, link in (
         ("intro", "../pdf/lenet5-course.pdf"),
