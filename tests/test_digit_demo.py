@@ -129,6 +129,17 @@ def test_the_reference_keeps_mnist_proportions():
     assert abs(centre - 14) <= 0.5
 
 
+@pytest.mark.parametrize("kind, unprepared", [("small", 5), ("off-centre", 6)])
+def test_a_drawing_needs_mnist_preparation(kind, unprepared):
+    """Chapter 4's claim: shrunk straight to 28x28 these 7s are misread; prepared, not."""
+    model, ink = export.load_model(), drawing(kind)
+    shrunk = ink.reshape(28, 10, 28, 10).mean(axis=(1, 3))
+    digits = torch.tensor(np.stack([reference(ink), shrunk]), dtype=torch.float32)
+    with torch.no_grad():
+        read = model((digits[:, None] - 0.1307) / 0.3081).argmax(1).tolist()
+    assert read == [7, unprepared]
+
+
 # ----------------------------------------------------------------------------------------
 # In the browser
 # ----------------------------------------------------------------------------------------
