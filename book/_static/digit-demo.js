@@ -380,8 +380,6 @@
       sample = (sample + 1) % model.samples.labels.length;
       pickTest(ui, ctx, model, sample);
     }));
-    root.lenetDigitPick = (i) => load().then((m) => pickTest(ui, ctx, m, i));
-    root.lenetDigitRead = read;
     // The weights load once the box is about to come into view (or at the first touch).
     root.lenetDigitWake = () => load().then((model) => {
       const r = model.record;
@@ -423,7 +421,8 @@
     roots.forEach((r) => (watch ? watch.observe(r) : r.lenetDigitWake()));
   }
 
-  window.lenetDigit = { preprocess, forward, load, mount, FIELD, BOX, CANVAS };
+  // For the browser check (tests/test_digit_demo.py): it compares these with Python.
+  window.lenetDigit = { preprocess, forward, load };
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", mountAll);
   } else {
