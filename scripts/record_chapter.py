@@ -178,10 +178,8 @@ def execute_and_store(path: Path, budget: str, timeout: int | None) -> list[str]
     os.environ.update(env)
     try:
         nb = nbformat.read(path, as_version=4)
-        too_wide = wide_lines(json.loads(nbformat.writes(nb)), path.name)
-        if (
-            too_wide
-        ):  # minutes of training saved: the run would be refused for it anyway
+        # Minutes of training saved: the run would be refused for these lines anyway.
+        if too_wide := wide_lines(nb, path.name):
             return too_wide
         client = NotebookClient(
             nb,
