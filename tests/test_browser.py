@@ -105,7 +105,8 @@ const loaded = img => {
 """
 AXE_RUN = """
 const [tags, done] = [arguments[0], arguments[arguments.length - 1]];
-axe.run(document, {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']})
+const context = arguments.length > 2 ? arguments[1] : document;  // a CSS selector, or the page
+axe.run(context, {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']})
   .then(r => done(r.violations.map(v => ({
       id: v.id, impact: v.impact, help: v.help,
       nodes: v.nodes.length,

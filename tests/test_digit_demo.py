@@ -27,6 +27,7 @@ import pytest
 import torch
 
 from lenet_utils.pipeline import normalize
+from lenet_utils.readers import STATS
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -136,8 +137,8 @@ def test_a_drawing_needs_mnist_preparation(kind, unprepared):
     shrunk = ink.reshape(28, 10, 28, 10).mean(axis=(1, 3))
     digits = torch.tensor(np.stack([reference(ink), shrunk]), dtype=torch.float32)
     with torch.no_grad():
-        read = model((digits[:, None] - 0.1307) / 0.3081).argmax(1).tolist()
-    assert read == [7, unprepared]
+        read = model(normalize(255 * digits[:, None], *STATS["mnist"])).argmax(1)
+    assert read.tolist() == [7, unprepared]
 
 
 # ----------------------------------------------------------------------------------------
@@ -191,8 +192,7 @@ def test_javascript_logits_match_torch_on_1000_test_digits(page):
     ours = torch.tensor(logits)
     model = export.load_model()
     with torch.no_grad():
-        x = normalize(torch.from_numpy(images)[:, None], (0.1307,), (0.3081,))
-        theirs = model(x)
+        theirs = model(normalize(torch.from_numpy(images)[:, None], *STATS["mnist"]))
     assert (ours - theirs).abs().max().item() < 1e-4
     assert torch.equal(ours.argmax(1), theirs.argmax(1))
     acc_js = (ours.argmax(1) == torch.from_numpy(labels)).float().mean().item()
@@ -232,27 +232,27 @@ def clear(browser):
     button.click()
 
 
+def stroke_path(canvas, stroke) -> list[tuple[int, int]]:
+    """A stroke as offsets from the canvas's centre in px, in small steps as a hand moves."""
+    w, h = canvas.size["width"], canvas.size["height"]
+    points = [stroke[0]]
+    for a, b in zip(stroke, stroke[1:]):
+        steps = np.linspace(0, 1, 8)[1:]
+        points += [(a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1])) for t in steps]
+    return [(int((x - 0.5) * w), int((y - 0.5) * h)) for x, y in points]
+
+
 def draw_with_mouse(browser, strokes):
     from selenium.webdriver.common.action_chains import ActionChains
 
     canvas = box(browser)
     browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", canvas)
-    w, h = canvas.size["width"], canvas.size["height"]
     for stroke in strokes:
+        first, *rest = stroke_path(canvas, stroke)
         chain = ActionChains(browser, duration=10)
-        (x, y), rest = stroke[0], stroke[1:]
-        chain.move_to_element_with_offset(
-            canvas, int((x - 0.5) * w), int((y - 0.5) * h)
-        )
-        chain.click_and_hold()
-        last = (x, y)
-        for x, y in rest:  # small steps, as a hand moves
-            for t in np.linspace(0, 1, 8)[1:]:
-                px, py = last[0] + t * (x - last[0]), last[1] + t * (y - last[1])
-                chain.move_to_element_with_offset(
-                    canvas, int((px - 0.5) * w), int((py - 0.5) * h)
-                )
-            last = (x, y)
+        chain.move_to_element_with_offset(canvas, *first).click_and_hold()
+        for at in rest:
+            chain.move_to_element_with_offset(canvas, *at)
         chain.release().perform()
 
 
@@ -263,19 +263,13 @@ def draw_with_touch(browser, strokes):
 
     canvas = box(browser)
     browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", canvas)
-    w, h = canvas.size["width"], canvas.size["height"]
     for stroke in strokes:
+        first, *rest = stroke_path(canvas, stroke)
         finger = PointerInput(interaction.POINTER_TOUCH, "finger")
         actions = ActionBuilder(browser, mouse=finger, duration=10)
-        (x, y), rest = stroke[0], stroke[1:]
-        off = lambda px, py: (int((px - 0.5) * w), int((py - 0.5) * h))  # noqa: E731
-        actions.pointer_action.move_to(canvas, *off(x, y)).pointer_down()
-        last = (x, y)
-        for x, y in rest:
-            for t in np.linspace(0, 1, 8)[1:]:
-                px, py = last[0] + t * (x - last[0]), last[1] + t * (y - last[1])
-                actions.pointer_action.move_to(canvas, *off(px, py))
-            last = (x, y)
+        actions.pointer_action.move_to(canvas, *first).pointer_down()
+        for at in rest:
+            actions.pointer_action.move_to(canvas, *at)
         actions.pointer_action.pointer_up()
         actions.perform()
 
@@ -351,7 +345,7 @@ def test_touch_draws_at_400_px(page):
 @pytest.mark.parametrize("mode", ["light", "dark"])
 @pytest.mark.parametrize("width", [1280, 400])
 def test_no_serious_accessibility_violation_in_the_box(page, axe_js, mode, width):
-    from test_browser import AXE_RUN
+    from test_browser import AXE_FAILING, AXE_RUN, AXE_TAGS
 
     page.set_window_size(width, 1400)
     try:
@@ -365,12 +359,10 @@ def test_no_serious_accessibility_violation_in_the_box(page, axe_js, mode, width
         answer(page)
         if not page.execute_script("return typeof axe !== 'undefined'"):
             page.execute_script(axe_js.read_text())
-        found = page.execute_async_script(
-            AXE_RUN.replace("axe.run(document,", f"axe.run('{ROOT_SEL}',"),
-            ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"],
-        )
+        found = page.execute_async_script(AXE_RUN, AXE_TAGS, ROOT_SEL)
+        assert not isinstance(found, str), found
         shot(page, f"axe-{mode}-{width}")
-        serious = [v for v in found if v["impact"] in ("serious", "critical")]
+        serious = [v for v in found if v["impact"] in AXE_FAILING]
         assert not serious, serious
     finally:
         page.set_window_size(1280, 1400)
